@@ -1,0 +1,1 @@
+"""Regions: the registry, per-region settings, routing and inter-region plumbing."""

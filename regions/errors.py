@@ -1,0 +1,96 @@
+"""The application's one error hierarchy.
+
+Every error a client or operator can see is an ``AppError`` with a stable
+``code`` (machine-readable, never changes once published), an HTTP ``status``
+and a short ``title``. One renderer (``regions.problems``) turns any of them
+into an RFC 9457 ``application/problem+json`` response.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+
+class AppError(Exception):
+    """Base of every error with a stable code."""
+
+    code: ClassVar[str] = "internal_error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        extra: Mapping[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self.detail = detail or self.title
+        self.extra = dict(extra or {})
+        self.headers = dict(headers or {})
+        super().__init__(self.detail)
+
+
+class BadRequest(AppError):
+    code = "bad_request"
+    status = 400
+    title = "Bad request"
+
+
+class ValidationFailed(BadRequest):
+    """Input failed validation. ``extra["errors"]`` names each field."""
+
+    code = "validation_error"
+    title = "Invalid input"
+
+
+class AuthenticationFailed(AppError):
+    code = "not_authenticated"
+    status = 401
+    title = "Authentication required"
+
+
+class PermissionDenied(AppError):
+    code = "permission_denied"
+    status = 403
+    title = "Permission denied"
+
+
+class NotFound(AppError):
+    code = "not_found"
+    status = 404
+    title = "Not found"
+
+
+class Conflict(AppError):
+    code = "conflict"
+    status = 409
+    title = "Conflict"
+
+
+class RateLimited(AppError):
+    code = "rate_limited"
+    status = 429
+    title = "Too many requests"
+
+
+class ServiceUnavailable(AppError):
+    code = "service_unavailable"
+    status = 503
+    title = "Service unavailable"
+
+
+class ResidencyViolation(AppError):
+    """A write of a resident row whose home region is not this region."""
+
+    code = "residency_violation"
+    status = 409
+    title = "Data residency violation"
+
+
+class ConfigurationError(AppError):
+    """Invalid configuration found at boot (registry, settings)."""
+
+    code = "configuration_error"
+    title = "Invalid configuration"

@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class SaasConfig(AppConfig):
+    name = "saas"
+    verbose_name = "SaaS core"
+    default_auto_field = "django.db.models.BigAutoField"

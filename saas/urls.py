@@ -1,0 +1,16 @@
+"""Root URLconf."""
+
+from django.contrib import admin
+from django.urls import path
+
+from regions import views as region_views
+
+urlpatterns = [
+    path("health/live", region_views.live, name="health-live"),
+    path("admin/", admin.site.urls),
+]
+
+handler400 = "regions.problems.handler400"
+handler403 = "regions.problems.handler403"
+handler404 = "regions.problems.handler404"
+handler500 = "regions.problems.handler500"

@@ -1,0 +1,160 @@
+"""Settings shared by every environment.
+
+Everything that differs between deployments comes from environment variables
+(see ``.env.example``). With nothing set, embedded defaults apply: SQLite, a
+process-local cache and Celery tasks run in-process, so ``manage.py migrate``
+and ``manage.py runserver`` work on a machine with no services.
+"""
+
+from __future__ import annotations
+
+import os
+
+from settings.env import BASE_DIR, Env
+from settings.region import region_settings
+
+env = Env(os.environ)
+
+# --- Region -------------------------------------------------------------------
+# REGION, DATABASES, CACHES, hosts, cookies and broker: one function builds them
+# from the environment, so the test harness can build another region's set.
+# Production passes no default region (settings/production.py).
+_region = region_settings(env, default_region="eu-west-1")
+REGION = _region["REGION"]
+REGION_REGISTRY = _region["REGION_REGISTRY"]
+DATABASES = _region["DATABASES"]
+DATABASE_REPLICAS = _region["DATABASE_REPLICAS"]
+CACHES = _region["CACHES"]
+REDIS_URL = _region["REDIS_URL"]
+ALLOWED_HOSTS = _region["ALLOWED_HOSTS"]
+CSRF_TRUSTED_ORIGINS = _region["CSRF_TRUSTED_ORIGINS"]
+SESSION_COOKIE_DOMAIN = _region["SESSION_COOKIE_DOMAIN"]
+CSRF_COOKIE_DOMAIN = _region["CSRF_COOKIE_DOMAIN"]
+SESSION_COOKIE_NAME = _region["SESSION_COOKIE_NAME"]
+CSRF_COOKIE_NAME = _region["CSRF_COOKIE_NAME"]
+CELERY_BROKER_URL = _region["CELERY_BROKER_URL"]
+CELERY_TASK_ALWAYS_EAGER = _region["CELERY_TASK_ALWAYS_EAGER"]
+CELERY_TASK_EAGER_PROPAGATES = _region["CELERY_TASK_EAGER_PROPAGATES"]
+CELERY_BROKER_TRANSPORT_OPTIONS = _region["CELERY_BROKER_TRANSPORT_OPTIONS"]
+
+# --- Core ---------------------------------------------------------------------
+SECRET_KEY = env.str("SECRET_KEY", "dev-insecure-secret-key-change-me-0123456789abcdefghijklmnop")
+DEBUG = env.bool("DEBUG", default=True)
+if DEBUG:
+    # What Django allows by itself when ALLOWED_HOSTS is empty and DEBUG is on.
+    ALLOWED_HOSTS = [*ALLOWED_HOSTS, "localhost", "127.0.0.1", "[::1]"]
+ROOT_URLCONF = "saas.urls"
+WSGI_APPLICATION = "saas.wsgi.application"
+ASGI_APPLICATION = "saas.asgi.application"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = env.str("STATIC_ROOT", str(BASE_DIR / ".static"))
+CODE_VERSION = env.str("CODE_VERSION", "dev")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "regions",
+    "residency",
+    "saas",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+AUTH_USER_MODEL = "saas.User"
+# Sessions live in the region's cache (Redis in a deployment): no session table.
+SESSION_ENGINE = "django.contrib.sessions.backends.cache"
+CSRF_FAILURE_VIEW = "regions.problems.csrf_failure"
+
+# Data classes of models we do not own (see regions/placement.py).
+THIRD_PARTY_DATA_CLASSES = {
+    "admin.logentry": "resident",
+    "auth.group": "operational",
+    "auth.permission": "operational",
+    "contenttypes.contenttype": "operational",
+}
+
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "regions.problems.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+PROBLEM_TYPE_BASE = env.str("PROBLEM_TYPE_BASE", "https://saas.example.com/problems/")
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+# --- Security (production tightens these through the environment) ------------
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("TRUST_X_FORWARDED_PROTO", default=False) else None
+)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
+SECURE_REDIRECT_EXEMPT = [r"^health/", r"^internal/"]
+SESSION_COOKIE_SECURE = env.bool("SECURE_COOKIES", default=False)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", 1024 * 1024)
+
+# --- Celery -------------------------------------------------------------------
+# Broker and eager mode come from region_settings(); the rest is fixed policy.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+
+# --- Logging ------------------------------------------------------------------
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,129 @@
+"""Fixtures for the real clusters, in one place (see tests/README.md).
+
+- ``harness``: PostgreSQL primary + 2 streaming replicas and a Redis server per
+  harness region (eu-west-1, us-east-1), started once per session on free
+  loopback ports and stopped by PID at the end, even when tests fail.
+- ``django_db_setup``: migrates every harness region, then points the test
+  process at eu-west-1 for the whole session.
+- ``as_region``: run code as another region, with its settings and connections.
+- ``multi_region_db``: like ``transactional_db``, and also flushes every other
+  harness region afterwards.
+- ``celery_worker``: start a real Celery worker process for a region.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
+
+import pytest
+from django.core.management import call_command
+
+from tests.harness.acting import acting_as
+from tests.harness.procs import ManagedProcess, wait_until
+from tests.harness.stack import HARNESS_REGIONS, REPO_ROOT, Harness, RegionStack, harness_session
+
+DEFAULT_REGION = HARNESS_REGIONS[0]
+
+
+@pytest.fixture(scope="session")
+def harness() -> Iterator[Harness]:
+    with harness_session() as started:
+        sys.stderr.write(f"\n[harness] up in {started.started_in:.1f}s: {describe(started)}\n")
+        yield started
+
+
+def describe(harness: Harness) -> str:
+    parts = []
+    for code, stack in harness.regions.items():
+        replicas = ",".join(str(r.port) for r in stack.replicas)
+        parts.append(f"{code} pg={stack.primary.port} replicas={replicas} redis={stack.redis.port}")
+    return "; ".join(parts)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(harness: Harness, django_db_blocker: pytest.FixtureRequest) -> Iterator[None]:
+    """Migrate every harness region; the session then acts as ``DEFAULT_REGION``."""
+    with django_db_blocker.unblock():  # type: ignore[attr-defined]
+        for code in HARNESS_REGIONS:
+            with acting_as(harness.region(code)):
+                call_command("migrate", interactive=False, verbosity=0)
+    with acting_as(harness.region(DEFAULT_REGION)):
+        yield
+
+
+@pytest.fixture
+def as_region(
+    harness: Harness, django_db_setup: None
+) -> Callable[[str], AbstractContextManager[RegionStack]]:
+    """``with as_region("us-east-1"): ...`` runs the body as that region's process would."""
+
+    def enter(code: str) -> AbstractContextManager[RegionStack]:
+        return acting_as(harness.region(code))
+
+    return enter
+
+
+@pytest.fixture
+def multi_region_db(transactional_db: None, harness: Harness) -> Iterator[None]:
+    """Committed writes in any harness region; every region is flushed afterwards."""
+    yield
+    for code in HARNESS_REGIONS:
+        if code != DEFAULT_REGION:
+            with acting_as(harness.region(code)):
+                call_command("flush", interactive=False, verbosity=0)
+
+
+@pytest.fixture
+def celery_worker(harness: Harness, django_db_setup: None) -> Iterator[Callable[..., ManagedProcess]]:
+    """Start real Celery worker processes: ``celery_worker("eu-west-1")``.
+
+    The region's broker queue is purged first, so messages left by earlier
+    tests are not consumed. Every worker is stopped by PID afterwards.
+    """
+    workers: list[ManagedProcess] = []
+
+    def start(
+        code: str = DEFAULT_REGION, *, concurrency: int = 1, queues: str | None = None
+    ) -> ManagedProcess:
+        stack = harness.region(code)
+        stack.redis.client(1).flushdb()
+        log = harness.root / f"{code}-worker-{len(workers)}.log"
+        argv = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "saas",
+            "worker",
+            "--loglevel=INFO",
+            f"--concurrency={concurrency}",
+            "--pool=prefork",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            f"--hostname={code}-{len(workers)}@%h",
+        ]
+        if queues:
+            argv.append(f"--queues={queues}")
+        worker = ManagedProcess(
+            name=f"{code}-worker", argv=argv, log_path=log, env=stack.process_env(), cwd=REPO_ROOT
+        )
+        worker.start()
+        workers.append(worker)
+        wait_until(
+            lambda: " ready." in log.read_text(errors="replace") or not worker.running(),
+            timeout=60,
+            interval=0.1,
+            what=f"celery worker for {code}",
+        )
+        if not worker.running():
+            raise RuntimeError(f"celery worker for {code} exited:\n{worker.tail()}")
+        return worker
+
+    yield start
+    for worker in workers:
+        with contextlib.suppress(Exception):
+            worker.stop(timeout=15)

@@ -1,0 +1,282 @@
+"""PostgreSQL clusters for the tests: a primary and streaming replicas per region."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg
+
+from tests.harness.procs import (
+    ManagedProcess,
+    chown_for_service,
+    free_port,
+    run,
+    service_user,
+    wait_until,
+)
+
+DATABASE = "saas"
+"""The application database inside every cluster."""
+
+_CANDIDATE_BIN_DIRS = (
+    "/usr/lib/postgresql/15/bin",
+    "/usr/lib/postgresql/16/bin",
+    "/usr/lib/postgresql/17/bin",
+)
+
+
+def pg_bin_dir() -> Path:
+    """Where initdb, pg_basebackup and postgres live (``PG_BIN`` overrides)."""
+    configured = os.environ.get("PG_BIN")
+    candidates = [configured] if configured else [*_CANDIDATE_BIN_DIRS]
+    on_path = shutil.which("initdb")
+    if on_path and not configured:
+        candidates.append(str(Path(on_path).parent))
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "initdb").exists() and (Path(candidate) / "postgres").exists():
+            return Path(candidate)
+    raise RuntimeError(
+        "PostgreSQL server binaries (initdb, postgres, pg_basebackup) were not found. "
+        "Install them with `apt-get install postgresql` (Debian) or set PG_BIN to their directory."
+    )
+
+
+# Fast, disposable clusters: durability off, replication on.
+_SERVER_CONF = """
+listen_addresses = '127.0.0.1'
+port = {port}
+unix_socket_directories = '{socket_dir}'
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+wal_level = replica
+max_wal_senders = 10
+wal_keep_size = '256MB'
+hot_standby = on
+hot_standby_feedback = on
+max_connections = 200
+shared_buffers = '32MB'
+log_min_messages = warning
+log_min_error_statement = panic
+"""
+
+
+@dataclass
+class Cluster:
+    """One PostgreSQL server (primary or replica) on a loopback port."""
+
+    name: str
+    data_dir: Path
+    port: int
+    socket_dir: Path
+    log_path: Path
+    primary: Cluster | None = None
+    process: ManagedProcess = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.process = ManagedProcess(
+            name=self.name,
+            argv=[str(pg_bin_dir() / "postgres"), "-D", str(self.data_dir)],
+            log_path=self.log_path,
+            as_service_user=True,
+        )
+
+    @property
+    def is_replica(self) -> bool:
+        return self.primary is not None
+
+    @property
+    def pid(self) -> int | None:
+        return self.process.pid
+
+    def dsn(self, dbname: str = DATABASE) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def write_conf(self) -> None:
+        conf = _SERVER_CONF.format(port=self.port, socket_dir=self.socket_dir)
+        with (self.data_dir / "postgresql.conf").open("a") as handle:
+            handle.write(conf)
+
+    def start(self) -> None:
+        self.process.start()
+
+    def wait_ready(self, timeout: float = 30) -> None:
+        def ready() -> bool:
+            if not self.process.running():
+                raise RuntimeError(f"{self.name} exited:\n{self.process.tail()}")
+            with psycopg.connect(self.dsn("postgres"), connect_timeout=1, autocommit=True) as conn:
+                conn.execute("SELECT 1")
+            return True
+
+        try:
+            wait_until(ready, timeout=timeout, what=f"{self.name} to accept connections")
+        except TimeoutError:
+            raise TimeoutError(f"{self.name} did not start:\n{self.process.tail()}") from None
+
+    def stop(self, *, fast: bool = True) -> None:
+        """Stop by PID: SIGINT is a fast shutdown, SIGQUIT an immediate one."""
+        self.process.stop(sig=signal.SIGINT if fast else signal.SIGQUIT, timeout=15)
+
+    def kill(self) -> None:
+        """SIGKILL the postmaster, as a crash would, and wait for its backends to go."""
+        children = _children(self.pid) if self.pid else []
+        self.process.kill()
+        wait_until(
+            lambda: not any(_alive(pid) for pid in children),
+            timeout=15,
+            interval=0.05,
+            what=f"backends of {self.name} to exit",
+        )
+
+    def restart(self, timeout: float = 30) -> None:
+        """Start again after a stop or kill, retrying while the old shared memory drains."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.start()
+            try:
+                self.wait_ready(timeout=max(1.0, deadline - time.monotonic()))
+                return
+            except (RuntimeError, TimeoutError):
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.2)
+
+    # --- queries used by tests ---------------------------------------------
+
+    def execute(
+        self, sql: str, params: tuple[object, ...] = (), *, dbname: str = DATABASE
+    ) -> list[tuple[object, ...]]:
+        with psycopg.connect(self.dsn(dbname), connect_timeout=3, autocommit=True) as conn:
+            cursor = conn.execute(sql.encode(), params)
+            return list(cursor.fetchall()) if cursor.description else []
+
+    def current_lsn(self) -> str:
+        return str(self.execute("SELECT pg_current_wal_insert_lsn()::text")[0][0])
+
+    def replay_lsn(self) -> str | None:
+        value = self.execute("SELECT pg_last_wal_replay_lsn()::text")[0][0]
+        return str(value) if value is not None else None
+
+    def has_replayed(self, lsn: str) -> bool:
+        return bool(self.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,))[0][0])
+
+    def wait_for_replay(self, lsn: str, timeout: float = 10) -> None:
+        """Block until this replica has replayed the primary's WAL up to ``lsn``."""
+        wait_until(
+            lambda: self.has_replayed(lsn),
+            timeout=timeout,
+            interval=0.01,
+            what=f"{self.name} to replay {lsn}",
+        )
+
+    def pause_replay(self) -> None:
+        self.execute("SELECT pg_wal_replay_pause()")
+        wait_until(
+            lambda: self.execute("SELECT pg_get_wal_replay_pause_state()")[0][0] == "paused",
+            timeout=10,
+            what=f"{self.name} replay to pause",
+        )
+
+    def resume_replay(self) -> None:
+        self.execute("SELECT pg_wal_replay_resume()")
+
+
+def _children(pid: int) -> list[int]:
+    result = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return [int(line) for line in result.stdout.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _make_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    path.chmod(0o700)
+    chown_for_service(path)
+    return path
+
+
+def init_template(root: Path) -> Path:
+    """Run initdb once and create the application database; clusters copy this directory."""
+    template = _make_dir(root / "template")
+    bindir = pg_bin_dir()
+    run(
+        [
+            str(bindir / "initdb"),
+            "-D",
+            str(template),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-sync",
+            "--no-instructions",
+            "--locale=C",
+        ],
+        as_service_user=True,
+    )
+    socket_dir = _make_dir(root / "sockets")
+    port = free_port()
+    cluster = Cluster("template", template, port, socket_dir, root / "template.log")
+    cluster.write_conf()
+    cluster.start()
+    try:
+        cluster.wait_ready()
+        cluster.execute(f"CREATE DATABASE {DATABASE}", dbname="postgres")
+    finally:
+        cluster.stop()
+    return template
+
+
+def new_primary(root: Path, name: str, template: Path) -> Cluster:
+    data_dir = root / name
+    user = service_user()
+    shutil.copytree(template, data_dir, symlinks=True)
+    if user is not None:
+        for path in [data_dir, *data_dir.rglob("*")]:
+            os.chown(path, user.pw_uid, user.pw_gid, follow_symlinks=False)
+    (data_dir / "postmaster.pid").unlink(missing_ok=True)
+    cluster = Cluster(name, data_dir, free_port(), root / "sockets", root / f"{name}.log")
+    cluster.write_conf()
+    return cluster
+
+
+def new_replica(root: Path, name: str, primary: Cluster) -> Cluster:
+    """``pg_basebackup -R`` from a running primary; the copy streams from it once started."""
+    data_dir = root / name
+    run(
+        [
+            str(pg_bin_dir() / "pg_basebackup"),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(primary.port),
+            "-U",
+            "postgres",
+            "-D",
+            str(data_dir),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+            "--no-sync",
+        ],
+        as_service_user=True,
+    )
+    cluster = Cluster(name, data_dir, free_port(), root / "sockets", root / f"{name}.log", primary=primary)
+    cluster.write_conf()
+    return cluster
