@@ -1,7 +1,18 @@
-"""Core domain models. Every model declares its data class (regions.placement)."""
+"""Core domain models. Every model declares its data class (regions.placement).
+
+Rules of the house:
+- Logic lives in ``saas/services.py`` (writes) and ``saas/selectors.py`` (reads);
+  models hold fields and constraints only.
+- Primary keys are UUIDs: ids are unique across every region (the directory
+  maps user ids to home regions) and cannot be enumerated through the API.
+- Every resident model carries ``home_region``, denormalized from its
+  organization or user, so the residency write guard and the audit can check a
+  row without joins.
+"""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any, ClassVar
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
@@ -32,7 +43,9 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     data_class: ClassVar[DataClass] = DataClass.RESIDENT
 
-    email = models.EmailField(unique=True)
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    email = models.EmailField(max_length=254, unique=True)
+    """Stored normalized (see residency.login_keys.normalize_email) by the services."""
     name = models.CharField(max_length=200, blank=True)
     home_region = models.CharField(max_length=32, db_index=True)
     is_active = models.BooleanField(default=True)
@@ -47,3 +60,107 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return f"user {self.pk}"
+
+
+class Organization(models.Model):
+    """A tenant. Its home region holds all of its resident data."""
+
+    data_class: ClassVar[DataClass] = DataClass.RESIDENT
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=200)
+    home_region = models.CharField(max_length=32, db_index=True)
+    zone = models.CharField(max_length=8)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class Membership(models.Model):
+    """A user's role in an organization."""
+
+    data_class: ClassVar[DataClass] = DataClass.RESIDENT
+
+    class Role(models.TextChoices):
+        OWNER = "owner", "Owner"
+        ADMIN = "admin", "Admin"
+        MEMBER = "member", "Member"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.MEMBER)
+    home_region = models.CharField(max_length=32, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints: ClassVar = [
+            models.UniqueConstraint(fields=["organization", "user"], name="saas_membership_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"membership {self.pk}"
+
+
+class Project(models.Model):
+    data_class: ClassVar[DataClass] = DataClass.RESIDENT
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="projects")
+    name = models.CharField(max_length=200)
+    home_region = models.CharField(max_length=32, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"project {self.pk}"
+
+
+class Document(models.Model):
+    """Free text that may contain personal data: never leaves its home region."""
+
+    data_class: ClassVar[DataClass] = DataClass.RESIDENT
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="documents")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="documents")
+    title = models.CharField(max_length=300)
+    body = models.TextField(blank=True)
+    created_by = models.ForeignKey(User, on_delete=models.SET_NULL, null=True, related_name="+")
+    home_region = models.CharField(max_length=32, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes: ClassVar = [models.Index(fields=["project", "created_at", "id"])]
+
+    def __str__(self) -> str:
+        return f"document {self.pk}"
+
+
+class ApiToken(models.Model):
+    """An API credential scoped to one organization. Only a hash of the secret is stored."""
+
+    data_class: ClassVar[DataClass] = DataClass.RESIDENT
+
+    class Tier(models.TextChoices):
+        FREE = "free", "Free"
+        STANDARD = "standard", "Standard"
+        CRITICAL = "critical", "Critical"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="api_tokens")
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=32, unique=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    tier = models.CharField(max_length=16, choices=Tier.choices, default=Tier.STANDARD)
+    home_region = models.CharField(max_length=32, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"token {self.prefix}"

@@ -68,6 +68,15 @@ INSTALLED_APPS = [
     "saas",
 ]
 
+# Order matters. Planned places for the project's own middleware (each issue
+# inserts its line here):
+#   1. request context: request id, structured log context, latency metrics (observability)
+#   2. SecurityMiddleware
+#   3. routing state reset + causal tokens (regions routing)
+#   4. sessions, common
+#   5. residency: wrong-region redirects (needs the URL subject and session user)
+#   6. rate limits
+#   7. CSRF, authentication, messages, clickjacking
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -106,10 +115,6 @@ THIRD_PARTY_DATA_CLASSES = {
     "contenttypes.contenttype": "operational",
 }
 
-REST_FRAMEWORK = {
-    "EXCEPTION_HANDLER": "regions.problems.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-}
 PROBLEM_TYPE_BASE = env.str("PROBLEM_TYPE_BASE", "https://saas.example.com/problems/")
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -158,3 +163,20 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
 }
+
+# --- API: DRF, OpenAPI, idempotency, rate limits (saas) ----------------------------
+REST_FRAMEWORK = {
+    "EXCEPTION_HANDLER": "regions.problems.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# --- Read/write routing (regions) ---------------------------------------------------
+
+# --- Residency (residency) -------------------------------------------------------------
+# Key of the pseudonymous login keys (HMAC of the normalized email). Shared by
+# every region of the fleet; never logged.
+DIRECTORY_SECRET = env.str("DIRECTORY_SECRET", "dev-directory-secret-change-me")
+
+# --- Replication, inter-region calls, peer health (regions) ------------------------
+
+# --- Health, metrics, logs (regions) ---------------------------------------------------

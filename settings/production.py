@@ -19,6 +19,7 @@ if env.optional("REGION") is None:
 SECRET_KEY = env.str("SECRET_KEY")
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure"):
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters in production.")
+DIRECTORY_SECRET = env.str("DIRECTORY_SECRET")
 
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:

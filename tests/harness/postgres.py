@@ -62,6 +62,8 @@ hot_standby = on
 hot_standby_feedback = on
 max_connections = 200
 shared_buffers = '32MB'
+# Vacuum truncation takes an AccessExclusiveLock that a paused standby would hold.
+autovacuum = off
 log_min_messages = warning
 log_min_error_statement = panic
 """
@@ -176,6 +178,14 @@ class Cluster:
         )
 
     def pause_replay(self) -> None:
+        """Pause WAL replay, after catching up with the primary.
+
+        Catching up first means no half-replayed transaction (say, a TRUNCATE
+        from the previous test's flush) holds a lock on the standby while replay
+        stands still, which would block every read of that table.
+        """
+        if self.primary is not None:
+            self.wait_for_replay(self.primary.current_lsn())
         self.execute("SELECT pg_wal_replay_pause()")
         wait_until(
             lambda: self.execute("SELECT pg_get_wal_replay_pause_state()")[0][0] == "paused",

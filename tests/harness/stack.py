@@ -25,6 +25,7 @@ REPLICAS_PER_REGION = 2
 # Test-only secrets. Every region of the harness shares them, as a fleet does.
 TEST_SECRETS = {
     "SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz",
+    "DIRECTORY_SECRET": "test-directory-secret",
 }
 
 

@@ -35,7 +35,14 @@ def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 
 def prod_env(**values: str) -> dict[str, str]:
-    return clean_env(**{"DJANGO_SETTINGS_MODULE": "settings.production", "SECRET_KEY": PROD_SECRET, **values})
+    return clean_env(
+        **{
+            "DJANGO_SETTINGS_MODULE": "settings.production",
+            "SECRET_KEY": PROD_SECRET,
+            "DIRECTORY_SECRET": "prod-like-directory-secret",
+            **values,
+        }
+    )
 
 
 def test_production_settings_pass_check_deploy_with_no_warnings():

@@ -1,0 +1,80 @@
+"""Prometheus metrics. Every series carries the ``region`` label.
+
+Declare metrics here, in one place, so names and labels stay consistent. Use
+``labels(metric, **labels)`` to add the current region. Exposition (and the
+multiprocess collector for gunicorn and Celery) lives with the health and
+observability endpoints.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from django.conf import settings
+from prometheus_client import Counter, Gauge, Histogram
+
+M = TypeVar("M", Counter, Gauge, Histogram)
+
+
+def labels(metric: M, **values: str) -> M:
+    """``metric.labels(region=<this region>, **values)``."""
+    child: Any = metric.labels(region=settings.REGION, **values)
+    return child  # type: ignore[no-any-return]
+
+
+# --- Read/write routing (regions.routing) --------------------------------------
+DB_ROUTE = Counter(
+    "saas_db_route_total",
+    "Database routing decisions for reads, by target alias kind and reason.",
+    ["region", "target", "reason"],
+)
+DB_FALLBACK = Counter(
+    "saas_db_fallback_total",
+    "Reads retried elsewhere after a replica failed, by failed alias and outcome.",
+    ["region", "alias", "outcome"],
+)
+CAUSAL_TOKEN = Counter(
+    "saas_causal_token_total",
+    "Causal tokens seen on requests and tasks, by outcome (fresh, caught_up, invalid, ...).",
+    ["region", "outcome"],
+)
+REPLICA_LAG_BYTES = Gauge(
+    "saas_replica_lag_bytes",
+    "Replica replay lag in bytes, from the probe.",
+    ["region", "alias"],
+    multiprocess_mode="max",
+)
+REPLICA_LAG_SECONDS = Gauge(
+    "saas_replica_lag_seconds",
+    "Replica replay lag in seconds, from the probe.",
+    ["region", "alias"],
+    multiprocess_mode="max",
+)
+REPLICA_UP = Gauge(
+    "saas_replica_up",
+    "1 when the probe considers the replica usable.",
+    ["region", "alias"],
+    multiprocess_mode="min",
+)
+
+# --- Residency ----------------------------------------------------------------------
+RESIDENCY_DECISION = Counter(
+    "saas_residency_decisions_total",
+    "Residency middleware outcomes for requests with a subject (served, redirected, unavailable).",
+    ["region", "decision", "subject_kind"],
+)
+RESIDENCY_BLOCKED_WRITE = Counter(
+    "saas_residency_blocked_writes_total",
+    "Writes refused by the residency write guard.",
+    ["region", "table"],
+)
+
+# --- Rate limits ---------------------------------------------------------------------
+RATE_LIMIT_REJECTED = Counter(
+    "saas_rate_limit_rejections_total", "Requests refused with 429, by tier.", ["region", "tier"]
+)
+RATE_LIMIT_BACKEND_ERROR = Counter(
+    "saas_rate_limit_backend_errors_total",
+    "Rate limit checks that could not reach Redis, by the policy applied (open/closed).",
+    ["region", "policy"],
+)
