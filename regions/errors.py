@@ -94,3 +94,28 @@ class ConfigurationError(AppError):
 
     code = "configuration_error"
     title = "Invalid configuration"
+
+
+class WrongRegion(AppError):
+    """The subject of the request lives in another region. Rendered as a 307 with ``Location``.
+
+    Build it with a target taken from the registry only, never from the request.
+    """
+
+    code = "wrong_region"
+    status = 307
+    title = "Wrong region"
+
+    def __init__(self, *, region: str, location: str, detail: str | None = None) -> None:
+        super().__init__(
+            detail or f"This resource lives in region {region}; repeat the request there.",
+            extra={"region": region, "location": location},
+            headers={"Location": location},
+        )
+
+
+class HomeRegionUnavailable(ServiceUnavailable):
+    """The subject's home region is down and no allowed region can serve it."""
+
+    code = "home_region_unavailable"
+    title = "Home region unavailable"

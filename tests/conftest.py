@@ -9,12 +9,15 @@
 - ``multi_region_db``: like ``transactional_db``, and also flushes every other
   harness region afterwards.
 - ``celery_worker``: start a real Celery worker process for a region.
+- ``region_web``: start a real gunicorn process serving a region on its
+  harness-registry port.
 """
 
 from __future__ import annotations
 
 import contextlib
 import sys
+import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 
@@ -127,3 +130,57 @@ def celery_worker(harness: Harness, django_db_setup: None) -> Iterator[Callable[
     for worker in workers:
         with contextlib.suppress(Exception):
             worker.stop(timeout=15)
+
+
+@pytest.fixture
+def region_web(harness: Harness, django_db_setup: None) -> Iterator[Callable[..., ManagedProcess]]:
+    """Start gunicorn for a region on its registry port: ``region_web("us-east-1")``.
+
+    The server uses ``settings.base`` with the region's environment, so it
+    sees only committed data (use ``transactional_db`` or ``multi_region_db``).
+    Returns once ``/health/live`` answers; stopped by PID after the test.
+    """
+    servers: list[ManagedProcess] = []
+
+    def start(
+        code: str = DEFAULT_REGION, *, workers: int = 1, threads: int = 4, **extra_env: str
+    ) -> ManagedProcess:
+        stack = harness.region(code)
+        log = harness.root / f"{code}-web-{len(servers)}.log"
+        argv = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "saas.wsgi:application",
+            f"--bind=127.0.0.1:{stack.web_port}",
+            f"--workers={workers}",
+            f"--threads={threads}",
+            "--graceful-timeout=5",
+            "--timeout=60",
+        ]
+        server = ManagedProcess(
+            name=f"{code}-web",
+            argv=argv,
+            log_path=log,
+            env={**stack.process_env(), **extra_env},
+            cwd=REPO_ROOT,
+        )
+        server.start()
+        servers.append(server)
+
+        def live() -> bool:
+            if not server.running():
+                raise RuntimeError(f"gunicorn for {code} exited:\n{server.tail()}")
+            with urllib.request.urlopen(f"{stack.base_url}/health/live", timeout=2) as response:
+                return bool(response.status == 200)
+
+        try:
+            wait_until(live, timeout=60, interval=0.1, what=f"gunicorn for {code}")
+        except TimeoutError:
+            raise RuntimeError(f"gunicorn for {code} did not come up:\n{server.tail()}") from None
+        return server
+
+    yield start
+    for server in servers:
+        with contextlib.suppress(Exception):
+            server.stop(timeout=15)

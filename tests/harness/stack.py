@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
+from regions.registry import DEFAULT_REGISTRY_PATH, load_registry
 from tests.harness.postgres import Cluster, init_template, new_primary, new_replica
 from tests.harness.procs import chown_for_service, free_port
 from tests.harness.redis import RedisServer
@@ -37,13 +40,21 @@ class RegionStack:
     primary: Cluster
     replicas: list[Cluster]
     redis: RedisServer
+    web_port: int
+    """Loopback port of this region's web origin in the harness registry."""
+    registry_path: Path
     extra_env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
 
     def env(self) -> dict[str, str]:
         """The environment a process of this region runs with."""
         return {
             "DJANGO_SETTINGS_MODULE": "settings.base",
             "REGION": self.code,
+            "REGION_REGISTRY": str(self.registry_path),
             "DATABASE_URL": self.primary.dsn(),
             "REPLICA_DATABASE_URLS": ",".join(r.dsn() for r in self.replicas),
             "REDIS_URL": self.redis.url(0),
@@ -69,6 +80,9 @@ class RegionStack:
 class Harness:
     root: Path
     regions: dict[str, RegionStack]
+    registry_path: Path
+    web_ports: dict[str, int]
+    """Every registry region's loopback port (regions outside the harness get one too)."""
     started_in: float
 
     def region(self, code: str) -> RegionStack:
@@ -85,6 +99,25 @@ class Harness:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+def write_registry(root: Path) -> tuple[Path, dict[str, int]]:
+    """The shipped registry with every region's URLs moved to a free loopback port.
+
+    Every process of the harness (the test process acting as any region, web
+    servers, workers) reads this one file, as a fleet reads one registry.
+    """
+    shipped = load_registry(DEFAULT_REGISTRY_PATH)
+    raw = yaml.safe_load(DEFAULT_REGISTRY_PATH.read_text())
+    ports = {code: free_port() for code in shipped.codes}
+    for entry in raw["regions"]:
+        origin = f"http://127.0.0.1:{ports[entry['code']]}"
+        entry["public_url"] = origin
+        entry["internal_url"] = origin
+    path = root / "registry.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    load_registry(path)  # fail early if the rewrite broke it
+    return path, ports
+
+
 def start_harness(codes: tuple[str, ...] = HARNESS_REGIONS, replicas: int = REPLICAS_PER_REGION) -> Harness:
     """Start every region's services on free loopback ports and wait until they are ready.
 
@@ -98,6 +131,7 @@ def start_harness(codes: tuple[str, ...] = HARNESS_REGIONS, replicas: int = REPL
     stacks: dict[str, RegionStack] = {}
     started: list[Any] = []
     try:
+        registry_path, web_ports = write_registry(root)
         template = init_template(root)
         for code in codes:
             primary = new_primary(root, f"{code}-primary", template)
@@ -106,7 +140,14 @@ def start_harness(codes: tuple[str, ...] = HARNESS_REGIONS, replicas: int = REPL
             redis = RedisServer(f"{code}-redis", free_port(), root / f"{code}-redis")
             redis.start()
             started.append(redis)
-            stacks[code] = RegionStack(code=code, primary=primary, replicas=[], redis=redis)
+            stacks[code] = RegionStack(
+                code=code,
+                primary=primary,
+                replicas=[],
+                redis=redis,
+                web_port=web_ports[code],
+                registry_path=registry_path,
+            )
         for stack in stacks.values():
             stack.primary.wait_ready()
             stack.redis.wait_ready()
@@ -119,7 +160,13 @@ def start_harness(codes: tuple[str, ...] = HARNESS_REGIONS, replicas: int = REPL
         for stack in stacks.values():
             for replica in stack.replicas:
                 replica.wait_ready()
-        return Harness(root=root, regions=stacks, started_in=time.monotonic() - began)
+        return Harness(
+            root=root,
+            regions=stacks,
+            registry_path=registry_path,
+            web_ports=web_ports,
+            started_in=time.monotonic() - began,
+        )
     except BaseException:
         for item in reversed(started):
             with contextlib.suppress(Exception):

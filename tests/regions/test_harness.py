@@ -89,3 +89,17 @@ def test_as_region_keeps_the_outer_test_transaction(as_region):
     with as_region("us-east-1"):
         assert not User.objects.filter(email=address).exists()
     assert User.objects.filter(email=address).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_region_web_serves_the_region_on_its_registry_port(harness, region_web):
+    import json
+    import urllib.request
+
+    from regions.selectors import get_registry
+
+    region_web("us-east-1")
+    us = harness.region("us-east-1")
+    assert get_registry().region("us-east-1").public_url == us.base_url
+    with urllib.request.urlopen(f"{us.base_url}/health/live", timeout=5) as response:
+        assert json.loads(response.read())["region"] == "us-east-1"
