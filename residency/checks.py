@@ -56,3 +56,45 @@ def check_data_classes(
                     )
                 )
     return messages
+
+
+def replica_region_problems() -> list[str]:
+    """Replicas configured outside this region's zone (the audit reports the same findings)."""
+    from django.conf import settings
+
+    from regions.registry import RegistryError, UnknownRegionError
+    from regions.selectors import get_registry
+
+    try:
+        registry = get_registry()
+        zone = registry.region(settings.REGION).zone
+    except (RegistryError, UnknownRegionError):
+        return []  # reported by the regions checks
+    replicas: list[str] = list(settings.DATABASE_REPLICAS)
+    placed: dict[str, str] = dict(settings.DATABASE_REPLICA_REGIONS)
+    problems: list[str] = []
+    if set(placed) != set(replicas):
+        problems.append(
+            f"REPLICA_REGIONS names {len(placed)} region(s) for {len(replicas)} replica(s); "
+            "give one per replica."
+        )
+    for alias, code in sorted(placed.items()):
+        if code not in registry.regions:
+            problems.append(f"replica {alias} is placed in unknown region {code!r}.")
+        elif registry.regions[code].zone != zone:
+            problems.append(
+                f"replica {alias} is placed in {code} (zone {registry.regions[code].zone}), "
+                f"outside this region's zone {zone}."
+            )
+    return problems
+
+
+@checks.register(TAG)
+def check_replica_regions(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """residency.E010: every configured replica runs in this region's zone."""
+    return [
+        checks.Error(problem, hint="Fix REPLICA_REGIONS / REPLICA_DATABASE_URLS.", id="residency.E010")
+        for problem in replica_region_problems()
+    ]

@@ -7,6 +7,7 @@ directory secret), each mapped to a home region with a version.
 
 from __future__ import annotations
 
+import uuid
 from typing import ClassVar
 
 from django.db import models
@@ -40,3 +41,33 @@ class DirectoryEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.key[:12]} -> {self.home_region}"
+
+
+class AuditRun(models.Model):
+    """One residency audit of this region: its signed report, kept with its history."""
+
+    data_class: ClassVar[DataClass] = DataClass.OPERATIONAL
+
+    class Trigger(models.TextChoices):
+        COMMAND = "command", "Management command"
+        ADMIN = "admin", "Admin"
+        API = "api", "Operator API"
+        FLEET = "fleet", "Fleet collection"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    region = models.CharField(max_length=32)
+    kind = models.CharField(max_length=8, default="region")
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    started_at = models.DateTimeField(default=timezone.now)
+    verdict = models.CharField(max_length=16)
+    findings = models.PositiveIntegerField(default=0)
+    checks = models.JSONField(default=list)
+    """Ids of the checks run."""
+    document = models.JSONField()
+    """The signed report: ``{"report": ..., "signature": ...}``."""
+
+    class Meta:
+        ordering: ClassVar = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"audit {self.region} {self.started_at:%Y-%m-%d %H:%M} {self.verdict}"

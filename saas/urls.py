@@ -1,13 +1,14 @@
 """Root URLconf."""
 
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 
 from regions import views as region_views
 
 urlpatterns = [
     path("health/live", region_views.live, name="health-live"),
     path("admin/", admin.site.urls),
+    path("internal/", include("residency.urls")),
 ]
 
 handler400 = "regions.problems.handler400"

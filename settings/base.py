@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import os
 
+import django_stubs_ext
+
 from settings.env import BASE_DIR, Env
 from settings.region import region_settings
 
 env = Env(os.environ)
+# Lets Django's generic classes be subscripted at runtime (ModelAdmin[Model], ...).
+django_stubs_ext.monkeypatch()
 
 # --- Region -------------------------------------------------------------------
 # REGION, DATABASES, CACHES, hosts, cookies and broker: one function builds them
@@ -24,6 +28,7 @@ REGION = _region["REGION"]
 REGION_REGISTRY = _region["REGION_REGISTRY"]
 DATABASES = _region["DATABASES"]
 DATABASE_REPLICAS = _region["DATABASE_REPLICAS"]
+DATABASE_REPLICA_REGIONS = _region["DATABASE_REPLICA_REGIONS"]
 CACHES = _region["CACHES"]
 REDIS_URL = _region["REDIS_URL"]
 ALLOWED_HOSTS = _region["ALLOWED_HOSTS"]
@@ -176,6 +181,14 @@ REST_FRAMEWORK = {
 # Key of the pseudonymous login keys (HMAC of the normalized email). Shared by
 # every region of the fleet; never logged.
 DIRECTORY_SECRET = env.str("DIRECTORY_SECRET", "dev-directory-secret-change-me")
+
+# --- Residency audit (residency.audit) ---------------------------------------------
+# Report signing keys (key_id:secret, first signs, all verify; the same in every
+# region so fleet reports verify), log files the audit scans for personal data,
+# and the bound on keys scanned in Redis.
+AUDIT_SIGNING_KEYS = env.str("AUDIT_SIGNING_KEYS", "dev:dev-audit-signing-key-change-me")
+AUDIT_LOG_PATHS = env.list("AUDIT_LOG_PATHS")
+AUDIT_REDIS_SCAN_LIMIT = env.int("AUDIT_REDIS_SCAN_LIMIT", 200_000)
 
 # --- Replication, inter-region calls, peer health (regions) ------------------------
 

@@ -20,6 +20,7 @@ SECRET_KEY = env.str("SECRET_KEY")
 if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("django-insecure"):
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters in production.")
 DIRECTORY_SECRET = env.str("DIRECTORY_SECRET")
+AUDIT_SIGNING_KEYS = env.str("AUDIT_SIGNING_KEYS")
 
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:

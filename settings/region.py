@@ -26,6 +26,7 @@ class RegionSettings(TypedDict):
     REGION_REGISTRY: str
     DATABASES: dict[str, dict[str, Any]]
     DATABASE_REPLICAS: list[str]
+    DATABASE_REPLICA_REGIONS: dict[str, str]
     CACHES: dict[str, dict[str, Any]]
     REDIS_URL: str | None
     ALLOWED_HOSTS: list[str]
@@ -62,13 +63,18 @@ def region_settings(env: Env, *, default_region: str | None) -> RegionSettings:
         hosts = sorted({url_host(current.public_url), url_host(current.internal_url)})
         origins = [current.public_url]
 
+    replicas = [alias for alias in databases if alias.startswith(REPLICA_ALIAS_PREFIX)]
+    # Where each replica runs (REPLICA_REGIONS, aligned with REPLICA_DATABASE_URLS);
+    # by default in this region. Checked at boot and by the residency audit.
+    replica_regions = env.list("REPLICA_REGIONS") or [region] * len(replicas)
     broker_url = env.optional("CELERY_BROKER_URL")
     redis_url = env.optional("REDIS_URL")
     return {
         "REGION": region,
         "REGION_REGISTRY": registry_path,
         "DATABASES": databases,
-        "DATABASE_REPLICAS": [alias for alias in databases if alias.startswith(REPLICA_ALIAS_PREFIX)],
+        "DATABASE_REPLICAS": replicas,
+        "DATABASE_REPLICA_REGIONS": dict(zip(replicas, replica_regions, strict=False)),
         "CACHES": caches_from_env(env, region=region),
         "REDIS_URL": redis_url,
         "ALLOWED_HOSTS": [*hosts, *env.list("ALLOWED_HOSTS")],

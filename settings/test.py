@@ -24,3 +24,4 @@ DATABASES = databases_from_env(
 DATABASE_REPLICAS = [alias for alias in DATABASES if alias != "default"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DATABASE_REPLICA_REGIONS = {alias: REGION for alias in DATABASE_REPLICAS}

@@ -168,7 +168,7 @@ class Cluster:
     def has_replayed(self, lsn: str) -> bool:
         return bool(self.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (lsn,))[0][0])
 
-    def wait_for_replay(self, lsn: str, timeout: float = 10) -> None:
+    def wait_for_replay(self, lsn: str, timeout: float = 30) -> None:
         """Block until this replica has replayed the primary's WAL up to ``lsn``."""
         wait_until(
             lambda: self.has_replayed(lsn),
@@ -270,12 +270,10 @@ def new_replica(root: Path, name: str, primary: Cluster) -> Cluster:
     run(
         [
             str(pg_bin_dir() / "pg_basebackup"),
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(primary.port),
-            "-U",
-            "postgres",
+            # application_name goes into primary_conninfo (-R), so the primary's
+            # pg_stat_replication names each standby.
+            "-d",
+            f"host=127.0.0.1 port={primary.port} user=postgres application_name={name}",
             "-D",
             str(data_dir),
             "-R",

@@ -29,6 +29,7 @@ REPLICAS_PER_REGION = 2
 TEST_SECRETS = {
     "SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz",
     "DIRECTORY_SECRET": "test-directory-secret",
+    "AUDIT_SIGNING_KEYS": "test-k1:test-audit-signing-secret",
 }
 
 

@@ -103,3 +103,9 @@ def test_region_web_serves_the_region_on_its_registry_port(harness, region_web):
     assert get_registry().region("us-east-1").public_url == us.base_url
     with urllib.request.urlopen(f"{us.base_url}/health/live", timeout=5) as response:
         assert json.loads(response.read())["region"] == "us-east-1"
+
+
+def test_standbys_are_named_in_pg_stat_replication(harness):
+    for code, stack in harness.regions.items():
+        names = {row[0] for row in stack.primary.execute("SELECT application_name FROM pg_stat_replication")}
+        assert names == {f"{code}-replica{i}" for i in range(1, len(stack.replicas) + 1)}

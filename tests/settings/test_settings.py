@@ -40,6 +40,7 @@ def prod_env(**values: str) -> dict[str, str]:
             "DJANGO_SETTINGS_MODULE": "settings.production",
             "SECRET_KEY": PROD_SECRET,
             "DIRECTORY_SECRET": "prod-like-directory-secret",
+            "AUDIT_SIGNING_KEYS": "k1:prod-like-audit-key",
             **values,
         }
     )

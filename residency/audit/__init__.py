@@ -1,0 +1,1 @@
+"""The residency audit: checks the live region and produces signed evidence (see residency/README.md)."""

@@ -1,0 +1,515 @@
+"""The residency audit checks. Each runs set-based (SQL aggregates, Redis SCAN), never row by row."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.db import connections, models
+
+from regions.placement import DataClass, placement_of
+from regions.selectors import get_registry
+from residency import pii
+from residency.audit.base import (
+    SAMPLE_SIZE,
+    AuditContext,
+    CheckResult,
+    Evidence,
+    Status,
+    audit_check,
+    verdict,
+)
+from residency.checks import replica_region_problems
+from residency.models import DirectoryEntry
+
+
+def _concrete_models(context: AuditContext) -> list[type[models.Model]]:
+    return [m for m in context.apps.get_models() if not m._meta.auto_created and not m._meta.proxy]
+
+
+def _column(model: type[models.Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    column = getattr(field, "column", None)
+    if not isinstance(column, str):
+        raise TypeError(f"{model._meta.label}.{name} is not a concrete column")
+    return column
+
+
+def _fetch(sql: str, params: Iterable[Any] = (), *, alias: str = "default") -> list[tuple[Any, ...]]:
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, list(params))
+        return list(cursor.fetchall())
+
+
+# --- 1. Resident rows belong here ------------------------------------------------
+
+
+@audit_check(
+    id="RES-01",
+    title="Resident data belongs to this region",
+    description=(
+        "Every row of personal or customer data (resident data) stored in this region must belong to "
+        "a subject whose home region is this region. Rows with no home region are violations."
+    ),
+)
+def check_resident_rows(context: AuditContext) -> CheckResult:
+    evidence = Evidence(config={"region": context.region, "zone": context.zone})
+    findings = 0
+    for model in _concrete_models(context):
+        placement = placement_of(model)
+        if (
+            placement is None
+            or placement.data_class is not DataClass.RESIDENT
+            or not placement.home_region_field
+        ):
+            continue
+        table = model._meta.db_table
+        column = _column(model, placement.home_region_field)
+        pk = model._meta.pk.column if model._meta.pk and model._meta.pk.column else "id"
+        qn = connections["default"].ops.quote_name
+        context.say(f"  scanning {table}")
+        bad = f"({qn(column)} IS NULL OR {qn(column)} = '' OR {qn(column)} <> %s)"
+        count_sql = (
+            f"SELECT count(*), count(*) FILTER (WHERE {qn(column)} IS NULL OR {qn(column)} = ''), "  # noqa: S608
+            f"count(*) FILTER (WHERE {bad}) FROM {qn(table)}"
+        )
+        total, missing, violations = _fetch(count_sql, [context.region])[0]
+        evidence.queries.append(count_sql.replace("%s", repr(context.region)))
+        evidence.counts[f"{table}.rows"] = int(total)
+        if violations:
+            sample_sql = f"SELECT {qn(pk)} FROM {qn(table)} WHERE {bad} ORDER BY 1 LIMIT {SAMPLE_SIZE}"  # noqa: S608
+            evidence.samples[table] = [str(row[0]) for row in _fetch(sample_sql, [context.region])]
+            evidence.counts[f"{table}.foreign_or_unset"] = int(violations)
+            evidence.counts[f"{table}.no_home_region"] = int(missing)
+            findings += int(violations)
+    # Organizations homed here according to their row must also be homed here in the directory.
+    org_table = "saas_organization"
+    if org_table in connections["default"].introspection.table_names():
+        sql = (
+            "SELECT o.slug FROM saas_organization o JOIN residency_directoryentry d "
+            "ON d.kind = 'org' AND d.key = o.slug WHERE d.home_region <> %s ORDER BY 1"
+        )
+        moved = _fetch(sql, [context.region])
+        evidence.queries.append(sql.replace("%s", repr(context.region)))
+        evidence.counts["organizations_homed_elsewhere_in_directory"] = len(moved)
+        if moved:
+            evidence.samples["organizations_homed_elsewhere_in_directory"] = [
+                r[0] for r in moved[:SAMPLE_SIZE]
+            ]
+            findings += len(moved)
+    status = verdict(findings)
+    summary = (
+        "All resident rows belong to subjects homed in this region."
+        if status is Status.PASS
+        else f"{findings} resident row(s) belong to another region or to none."
+    )
+    return CheckResult(status, findings, summary, evidence)
+
+
+# --- 2. Every model declares a data class ------------------------------------------
+
+
+@audit_check(
+    id="RES-02",
+    title="Every kind of data is classified",
+    description=(
+        "Every table the application stores must declare whether it holds resident data (stays in its "
+        "home region), directory data (replicated, no personal data) or operational data (local)."
+    ),
+)
+def check_data_classes(context: AuditContext) -> CheckResult:
+    evidence = Evidence()
+    unclassified: list[str] = []
+    for model in _concrete_models(context):
+        placement = placement_of(model)
+        if placement is None:
+            unclassified.append(model._meta.label)
+            continue
+        key = f"models.{placement.data_class}"
+        evidence.counts[key] = evidence.counts.get(key, 0) + 1
+        evidence.config[model._meta.label] = f"{placement.data_class} ({placement.source})"
+    evidence.counts["models.unclassified"] = len(unclassified)
+    if unclassified:
+        evidence.samples["unclassified"] = unclassified
+    status = verdict(len(unclassified))
+    summary = (
+        "Every model declares a data class."
+        if status is Status.PASS
+        else f"{len(unclassified)} model(s) declare no data class: {', '.join(unclassified)}."
+    )
+    return CheckResult(status, len(unclassified), summary, evidence)
+
+
+# --- 3. Replicated and stored payloads hold no personal data ---------------------
+
+_DIRECTORY_KEY_SHAPES = {
+    DirectoryEntry.Kind.ORGANIZATION: r"^[-a-zA-Z0-9_]+$",
+    DirectoryEntry.Kind.USER: r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+    DirectoryEntry.Kind.LOGIN: r"^[0-9a-f]{64}$",
+}
+
+
+def _directory_scan(evidence: Evidence) -> int:
+    shape = " OR ".join(
+        f"(kind = '{kind}' AND key ~ '{pattern}')" for kind, pattern in _DIRECTORY_KEY_SHAPES.items()
+    )
+    sql = (
+        "SELECT id::text FROM residency_directoryentry WHERE "  # noqa: S608
+        f"key ~ %s OR key ~ %s OR NOT ({shape}) "
+        "OR home_region !~ '^[a-z]{2}-[a-z]+-[0-9]{1,2}$' OR origin_region !~ '^[a-z]{2}-[a-z]+-[0-9]{1,2}$' "
+        "ORDER BY id"
+    )
+    rows = _fetch(sql, [pii.PG_EMAIL, pii.PG_IPV4])
+    evidence.queries.append(sql)
+    evidence.counts["directory.rows"] = int(_fetch("SELECT count(*) FROM residency_directoryentry")[0][0])
+    evidence.counts["directory.violations"] = len(rows)
+    if rows:
+        evidence.samples["directory"] = [r[0] for r in rows[:SAMPLE_SIZE]]
+    return len(rows)
+
+
+def _json_store_scan(
+    evidence: Evidence, *, label: str, table: str, column: str, allowed_keys: set[str] | None
+) -> int:
+    """Scan a JSON column set-based: keys outside the allowlist, emails, IPs, known user names."""
+    qn = connections["default"].ops.quote_name
+    if table not in connections["default"].introspection.table_names():
+        evidence.notes.append(f"{label}: table {table} not present")
+        return 0
+    conditions = [f"{qn(column)}::text ~ %s", f"{qn(column)}::text ~ %s"]
+    params: list[Any] = [pii.PG_EMAIL, pii.PG_IPV4]
+    if allowed_keys is not None:
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM jsonb_object_keys({qn(column)}::jsonb) k WHERE NOT (k = ANY(%s)))"  # noqa: S608
+        )
+        params.append(sorted(allowed_keys))
+    conditions.append(
+        f"EXISTS (SELECT 1 FROM jsonb_each_text({qn(column)}::jsonb) v JOIN saas_user u "  # noqa: S608
+        "ON u.name <> '' AND v.value = u.name)"
+    )
+    # Identifiers come from model metadata and are quoted; values are parameters.
+    sql = f"SELECT id::text FROM {qn(table)} WHERE " + " OR ".join(conditions) + " ORDER BY 1"  # noqa: S608
+    rows = _fetch(sql, params)
+    evidence.queries.append(sql)
+    evidence.counts[f"{label}.rows"] = int(_fetch(f"SELECT count(*) FROM {qn(table)}")[0][0])  # noqa: S608
+    evidence.counts[f"{label}.violations"] = len(rows)
+    if rows:
+        evidence.samples[label] = [r[0] for r in rows[:SAMPLE_SIZE]]
+    return len(rows)
+
+
+def payload_stores(context: AuditContext) -> list[dict[str, Any]]:
+    """JSON columns that carry replicated data (outbox, dead letters), with their allowlists.
+
+    A model declares one with ``payload_field = "payload"`` and, when its keys are
+    fixed, ``payload_allowed_keys = frozenset({...})``.
+    """
+    stores: list[dict[str, Any]] = []
+    for model in _concrete_models(context):
+        field_name = getattr(model, "payload_field", None)
+        if not field_name:
+            continue
+        allowed = getattr(model, "payload_allowed_keys", None)
+        stores.append(
+            {
+                "label": model._meta.label_lower,
+                "table": model._meta.db_table,
+                "column": _column(model, field_name),
+                "allowed_keys": set(allowed) if allowed is not None else None,
+            }
+        )
+    return stores
+
+
+@audit_check(
+    id="RES-03",
+    title="Replicated data holds no personal data",
+    description=(
+        "The directory, the replication outbox and the dead letters hold only allowlisted fields: "
+        "no emails, names or IP addresses in clear. The stored values are scanned, not only the column names."
+    ),
+)
+def check_payloads(context: AuditContext) -> CheckResult:
+    evidence = Evidence()
+    findings = _directory_scan(evidence)
+    for store in payload_stores(context):
+        findings += _json_store_scan(evidence, **store)
+    status = verdict(findings)
+    summary = (
+        "The directory and replication payloads hold no personal data."
+        if status is Status.PASS
+        else f"{findings} stored record(s) hold personal data or fields outside the allowlist."
+    )
+    return CheckResult(status, findings, summary, evidence)
+
+
+# --- 4. Replicas are in allowed regions -----------------------------------------------
+
+
+def _conninfo_value(conninfo: str, key: str) -> str | None:
+    match = re.search(rf"(?:^|\s){key}=(\S+)", conninfo or "")
+    return match.group(1).strip("'") if match else None
+
+
+@audit_check(
+    id="RES-04",
+    title="Database copies stay in the zone",
+    description=(
+        "Every replica of this region's database runs in an allowed region of its zone. The configured "
+        "replicas are compared with the standbys the primary actually streams to (pg_stat_replication) "
+        "and with what each replica reports (pg_stat_wal_receiver)."
+    ),
+)
+def check_replicas(context: AuditContext) -> CheckResult:
+    registry = get_registry()
+    evidence = Evidence(
+        config={
+            "DATABASE_REPLICAS": list(settings.DATABASE_REPLICAS),
+            "DATABASE_REPLICA_REGIONS": dict(settings.DATABASE_REPLICA_REGIONS),
+            "allowed_regions": sorted(context.allowed_regions()),
+        }
+    )
+    problems = replica_region_problems()
+    for problem in problems:
+        evidence.notes.append(problem)
+    findings = len(problems)
+    if connections["default"].vendor != "postgresql":
+        evidence.notes.append("embedded SQLite database: no streaming replication to inspect")
+        return CheckResult(verdict(findings), findings, _replica_summary(findings), evidence)
+    streaming = _fetch("SELECT application_name, state FROM pg_stat_replication ORDER BY 1")
+    evidence.queries.append("SELECT application_name, state FROM pg_stat_replication")
+    evidence.counts["standbys.streaming"] = len(streaming)
+    reported: dict[str, str] = {}
+    unreachable: list[str] = []
+    for alias in settings.DATABASE_REPLICAS:
+        try:
+            rows = _fetch("SELECT status, conninfo FROM pg_stat_wal_receiver", alias=alias)
+        except Exception as exc:
+            unreachable.append(alias)
+            evidence.notes.append(f"{alias}: unreachable ({type(exc).__name__})")
+            continue
+        if rows:
+            name = _conninfo_value(str(rows[0][1]), "application_name") or alias
+            reported[name] = alias
+    evidence.queries.append("SELECT status, conninfo FROM pg_stat_wal_receiver  -- on each replica")
+    unknown = [str(name) for name, _state in streaming if name not in reported]
+    incomplete = False
+    if unknown and len(unknown) <= len(unreachable):
+        # The unmatched standbys may be the configured replicas we could not reach.
+        incomplete = True
+        evidence.notes.append("standbys could not be matched while configured replicas are unreachable")
+    elif unknown:
+        evidence.samples["unconfigured_standbys"] = unknown[:SAMPLE_SIZE]
+        evidence.notes.append(
+            "standbys stream from this primary that no configured replica accounts for; "
+            "their location is unknown"
+        )
+        findings += len(unknown)
+    placed = {alias: code for alias, code in settings.DATABASE_REPLICA_REGIONS.items()}
+    outside = [
+        alias
+        for alias, code in placed.items()
+        if code not in registry.regions or code not in context.allowed_regions()
+    ]
+    if outside:
+        evidence.samples["replicas_outside_zone"] = outside
+    status = verdict(findings, incomplete=incomplete)
+    return CheckResult(status, findings, _replica_summary(findings), evidence)
+
+
+def _replica_summary(findings: int) -> str:
+    if not findings:
+        return "Every copy of this region's database runs in an allowed region of its zone."
+    return f"{findings} database copy problem(s): a replica outside the zone or an unaccounted standby."
+
+
+# --- 9. Cookies and CSRF origins name exact region hosts ---------------------------------
+
+
+@audit_check(
+    id="RES-09",
+    title="Browser credentials stay on this region's hosts",
+    description=(
+        "Session and CSRF cookies are host-only (no parent domain), and the trusted CSRF origins are "
+        "exact origins of this region, with no wildcards, so a browser never sends one region's "
+        "credentials to another."
+    ),
+)
+def check_cookies_and_origins(context: AuditContext) -> CheckResult:
+    region = get_registry().region(context.region)
+    own_origins = {region.public_url, region.internal_url}
+    own_hosts = {urlsplit(u).hostname for u in own_origins}
+    evidence = Evidence(
+        config={
+            "SESSION_COOKIE_DOMAIN": settings.SESSION_COOKIE_DOMAIN,
+            "CSRF_COOKIE_DOMAIN": settings.CSRF_COOKIE_DOMAIN,
+            "CSRF_TRUSTED_ORIGINS": list(settings.CSRF_TRUSTED_ORIGINS),
+            "ALLOWED_HOSTS": list(settings.ALLOWED_HOSTS),
+            "region_origins": sorted(own_origins),
+        }
+    )
+    bad: list[str] = []
+    for name in ("SESSION_COOKIE_DOMAIN", "CSRF_COOKIE_DOMAIN"):
+        domain = getattr(settings, name)
+        if domain is not None and domain not in own_hosts:
+            bad.append(f"{name}={domain!r} is not host-only nor an exact region host")
+    for origin in settings.CSRF_TRUSTED_ORIGINS:
+        if "*" in origin or origin not in own_origins:
+            bad.append(f"CSRF_TRUSTED_ORIGINS has {origin!r}, not an exact origin of {context.region}")
+    for host in settings.ALLOWED_HOSTS:
+        if host == "*" or host.startswith("."):
+            bad.append(f"ALLOWED_HOSTS has the pattern {host!r}")
+    evidence.notes.extend(bad)
+    evidence.counts["problems"] = len(bad)
+    summary = (
+        "Cookies are host-only and every trusted origin is an exact origin of this region."
+        if not bad
+        else f"{len(bad)} cookie or origin setting(s) reach beyond this region's hosts."
+    )
+    return CheckResult(verdict(len(bad)), len(bad), summary, evidence)
+
+
+# --- 5. Caches and queued messages hold no other zone's resident data -------------------
+
+_LOGIN_KEY_RE = re.compile(rb"\b[0-9a-f]{64}\b")
+_UUID_BYTES_RE = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_EMAIL_BYTES_RE = re.compile(pii.EMAIL_RE.pattern.encode())
+
+
+def _redact(name: bytes) -> str:
+    """A key name fit for a report: emails replaced, so evidence never carries personal data."""
+    return pii.EMAIL_RE.sub("<email>", name.decode("utf-8", "replace"))[:120]
+
+
+def _redis_values(client: Any, *, limit: int) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """(key, raw bytes) for up to ``limit`` keys; lists and hashes are flattened (queues, unacked)."""
+    items: list[tuple[bytes, bytes]] = []
+    truncated = False
+    for key in client.scan_iter(count=1000):
+        if len(items) >= limit:
+            truncated = True
+            break
+        kind = client.type(key)
+        if kind == b"string":
+            value = client.get(key) or b""
+        elif kind == b"list":
+            value = b"\n".join(client.lrange(key, 0, 10_000))
+        elif kind == b"hash":
+            value = b"\n".join(v for pair in client.hgetall(key).items() for v in pair)
+        elif kind == b"set":
+            value = b"\n".join(client.smembers(key))
+        elif kind == b"zset":
+            value = b"\n".join(client.zrange(key, 0, 10_000))
+        else:
+            value = b""
+        items.append((key, value))
+    return items, truncated
+
+
+def _decoded(raw: bytes) -> bytes:
+    """Celery messages carry their body base64-encoded inside JSON: decode it to scan it."""
+    import base64
+    import json
+
+    out = [raw]
+    for line in raw.split(b"\n"):
+        try:
+            message = json.loads(line)
+        except ValueError:
+            continue
+        body = message.get("body") if isinstance(message, dict) else None
+        if isinstance(body, str):
+            try:
+                out.append(base64.b64decode(body, validate=False))
+            except ValueError:
+                continue
+    return b"\n".join(out)
+
+
+def _foreign_subjects(items: list[tuple[bytes, bytes]], context: AuditContext) -> tuple[dict[str, str], int]:
+    """Keys whose values name subjects homed outside this zone: {redacted key: home region}."""
+    from residency.login_keys import login_key
+
+    user, login = str(DirectoryEntry.Kind.USER), str(DirectoryEntry.Kind.LOGIN)
+    references: dict[bytes, set[tuple[str, str]]] = {}
+    for key, value in items:
+        blob = key + b"\n" + _decoded(value)
+        refs: set[tuple[str, str]] = {(user, m.decode()) for m in _UUID_BYTES_RE.findall(blob)}
+        refs |= {(login, m.decode()) for m in _LOGIN_KEY_RE.findall(blob)}
+        refs |= {(login, login_key(m.decode("utf-8", "replace"))) for m in _EMAIL_BYTES_RE.findall(blob)}
+        if refs:
+            references[key] = refs
+    wanted = {ref for refs in references.values() for ref in refs}
+    homes: dict[tuple[str, str], str] = {}
+    if wanted:
+        keys_by_kind: dict[str, list[str]] = {}
+        for ref_kind, ref_key in wanted:
+            keys_by_kind.setdefault(ref_kind, []).append(ref_key)
+        for ref_kind, ref_keys in keys_by_kind.items():
+            rows = DirectoryEntry.objects.filter(kind=ref_kind, key__in=ref_keys).values_list(
+                "key", "home_region"
+            )
+            for entry_key, entry_home in rows:
+                homes[(ref_kind, entry_key)] = entry_home
+    allowed = context.allowed_regions()
+    foreign: dict[str, str] = {}
+    for key, found in references.items():
+        for ref in found:
+            ref_home = homes.get(ref)
+            if ref_home is not None and ref_home not in allowed:
+                foreign[_redact(key)] = ref_home
+    return foreign, len(wanted)
+
+
+@audit_check(
+    id="RES-05",
+    title="Caches and queues hold no other zone's data",
+    description=(
+        "The region's cache and its queued background-task messages must not hold resident data of "
+        "subjects homed in another zone. Every cached value and queued message is scanned for user ids, "
+        "login keys and email addresses, which are looked up in the directory."
+    ),
+)
+def check_cache_and_broker(context: AuditContext) -> CheckResult:
+    import redis as redis_lib
+
+    evidence = Evidence()
+    limit = int(getattr(settings, "AUDIT_REDIS_SCAN_LIMIT", 200_000))
+    sources = {"cache": settings.REDIS_URL, "broker": settings.CELERY_BROKER_URL}
+    findings = 0
+    incomplete = False
+    for label, url in sources.items():
+        if not url or not str(url).startswith(("redis://", "rediss://")):
+            scheme = "unset" if not url else str(url).split(":")[0]
+            evidence.notes.append(
+                f"{label}: not a Redis server ({scheme}); nothing to scan outside this process"
+            )
+            incomplete = True
+            continue
+        client = redis_lib.Redis.from_url(str(url), socket_timeout=5)
+        items, truncated = _redis_values(client, limit=limit)
+        evidence.config[f"{label}.redis_db"] = str(url).rsplit("/", 1)[-1]
+        evidence.counts[f"{label}.keys_scanned"] = len(items)
+        if truncated:
+            incomplete = True
+            evidence.notes.append(f"{label}: stopped after {limit} keys (AUDIT_REDIS_SCAN_LIMIT)")
+        foreign, references = _foreign_subjects(items, context)
+        evidence.counts[f"{label}.subject_references"] = references
+        evidence.counts[f"{label}.other_zone_entries"] = len(foreign)
+        if foreign:
+            evidence.samples[label] = [f"{k} -> {home}" for k, home in list(foreign.items())[:SAMPLE_SIZE]]
+            findings += len(foreign)
+    status = verdict(findings, incomplete=incomplete)
+    summary = {
+        Status.PASS: "No cached value or queued message holds data of a subject homed in another zone.",
+        Status.INCOMPLETE: (
+            "Nothing from another zone was found, but part of the cache or queue could not be scanned."
+        ),
+    }.get(
+        status,
+        f"{findings} cached value(s) or queued message(s) hold data of subjects homed in another zone.",
+    )
+    return CheckResult(status, findings, summary, evidence)

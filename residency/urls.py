@@ -1,0 +1,10 @@
+"""Residency's internal endpoints (mounted under /internal/ by saas.urls)."""
+
+from django.urls import path
+
+from residency.audit import views
+
+urlpatterns = [
+    path("audit/runs", views.AuditRunListView.as_view(), name="audit-runs"),
+    path("audit/runs/<uuid:run_id>", views.AuditRunDetailView.as_view(), name="audit-run"),
+]

@@ -1,0 +1,274 @@
+"""The residency audit: each planted violation is found with its evidence; a clean region has none."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.cache import cache
+from django.db import models
+from django.test.utils import isolate_apps, override_settings
+
+from residency.audit.base import AuditContext, all_checks
+from residency.audit.render import render, verify_text
+from residency.audit.report import ReportSignatureError, build_report, sign
+from residency.audit.services import audit_run
+from residency.models import AuditRun, DirectoryEntry
+from residency.services import directory_entry_apply_remote
+from saas.models import Document, Organization, Project, User
+from tests.harness.stack import REPO_ROOT
+
+USER = DirectoryEntry.Kind.USER
+# The audit reads the replicas too (RES-04).
+pytestmark = pytest.mark.django_db(databases="__all__")
+
+
+def run(*ids: str, **context) -> dict[str, Any]:
+    ctx = AuditContext.for_this_region(**context)
+    checks = [all_checks()[i] for i in ids] if ids else list(all_checks().values())
+    report = build_report(ctx, checks)
+    return {c["id"]: c for c in report["checks"]} | {"_summary": report["summary"]}
+
+
+def make_tenant(region: str, slug: str) -> Document:
+    org = Organization.objects.create(
+        slug=slug, name="Org", home_region=region, zone="EU" if region.startswith("eu") else "US"
+    )
+    project = Project.objects.create(organization=org, name="p", home_region=region)
+    return Document.objects.create(organization=org, project=project, title="t", body="b", home_region=region)
+
+
+@pytest.fixture
+def clean_region(db):
+    cache.clear()
+    user = User.objects.create(email=f"{uuid.uuid4().hex[:8]}@eu.example", home_region="eu-west-1")
+    directory_entry_apply_remote(
+        kind=USER, key=str(user.id), home_region="eu-west-1", version=1, origin_region="eu-west-1"
+    )
+    make_tenant("eu-west-1", f"clean-{uuid.uuid4().hex[:6]}")
+    return user
+
+
+def test_a_clean_region_has_zero_findings(clean_region):
+    results = run()
+    failing = {
+        i: (c["status"], c["summary"], c["evidence"]["notes"])
+        for i, c in results.items()
+        if i != "_summary" and c["status"] not in ("pass", "incomplete")
+    }
+    assert failing == {}
+    assert results["_summary"]["findings"] == 0
+    assert results["RES-01"]["evidence"]["counts"]["saas_document.rows"] >= 1
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_eu_document_stored_in_us_is_found(as_region, multi_region_db):
+    with as_region("us-east-1"):
+        planted = make_tenant("eu-west-1", "eu-tenant-in-us")
+        result = run("RES-01")["RES-01"]
+    assert result["status"] == "fail"
+    assert str(planted.pk) in result["evidence"]["samples"]["saas_document"]
+    assert result["evidence"]["counts"]["saas_document.foreign_or_unset"] == 1
+    assert any("saas_document" in q for q in result["evidence"]["queries"])
+
+
+def test_rows_without_home_region_are_violations(db):
+    doc = make_tenant("eu-west-1", "blank-home")
+    Document.objects.filter(pk=doc.pk).update(home_region="")
+    result = run("RES-01")["RES-01"]
+    assert result["status"] == "fail"
+    assert result["evidence"]["counts"]["saas_document.no_home_region"] == 1
+    assert str(doc.pk) in result["evidence"]["samples"]["saas_document"]
+
+
+def test_email_in_a_directory_key_is_found(db):
+    DirectoryEntry.objects.create(
+        kind="login", key="alice@example.com", home_region="eu-west-1", version=1, origin_region="eu-west-1"
+    )
+    result = run("RES-03")["RES-03"]
+    assert result["status"] == "fail"
+    assert result["evidence"]["counts"]["directory.violations"] == 1
+    assert "alice@example.com" not in json.dumps(result)  # evidence names ids, not the data
+
+
+@isolate_apps("residency")
+def test_model_without_a_data_class_is_found(db):
+    from django.apps.registry import Apps
+
+    class Unclassified(models.Model):
+        class Meta:
+            app_label = "residency"
+
+        def __str__(self) -> str:
+            return "unclassified"
+
+    registry: Apps = Unclassified._meta.apps
+    result = run("RES-02", apps=registry)["RES-02"]
+    assert result["status"] == "fail"
+    assert result["evidence"]["samples"]["unclassified"] == ["residency.Unclassified"]
+
+
+def test_replica_configured_in_another_zone_is_found(db):
+    with override_settings(DATABASE_REPLICA_REGIONS={"replica_1": "eu-west-1", "replica_2": "us-east-1"}):
+        result = run("RES-04")["RES-04"]
+    assert result["status"] == "fail"
+    assert result["evidence"]["samples"]["replicas_outside_zone"] == ["replica_2"]
+    assert any("outside this region's zone" in n for n in result["evidence"]["notes"])
+
+
+def test_standby_missing_from_the_configuration_is_found(db):
+    with override_settings(
+        DATABASE_REPLICAS=["replica_1"], DATABASE_REPLICA_REGIONS={"replica_1": "eu-west-1"}
+    ):
+        result = run("RES-04")["RES-04"]
+    assert result["status"] == "fail"
+    assert result["evidence"]["samples"]["unconfigured_standbys"] == ["eu-west-1-replica2"]
+
+
+def test_clean_replicas_match_pg_stat_replication(db):
+    result = run("RES-04")["RES-04"]
+    assert result["status"] == "pass", result["evidence"]
+    assert result["evidence"]["counts"]["standbys.streaming"] == 2
+
+
+def test_us_user_data_in_the_eu_cache_is_found(db):
+    cache.clear()
+    us_user = uuid.uuid4()
+    directory_entry_apply_remote(
+        kind=USER, key=str(us_user), home_region="us-east-1", version=1, origin_region="us-east-1"
+    )
+    cache.set(f"profile:{us_user}", {"id": str(us_user), "plan": "pro"})
+    try:
+        result = run("RES-05")["RES-05"]
+    finally:
+        cache.clear()
+    assert result["status"] == "fail"
+    assert result["evidence"]["counts"]["cache.other_zone_entries"] == 1
+    assert result["evidence"]["samples"]["cache"] == [f"eu-west-1:1:profile:{us_user} -> us-east-1"]
+
+
+def test_wildcard_csrf_origin_is_found(db):
+    with override_settings(
+        CSRF_TRUSTED_ORIGINS=["https://*.saas.example.com"], SESSION_COOKIE_DOMAIN=".saas.example.com"
+    ):
+        result = run("RES-09")["RES-09"]
+    assert result["status"] == "fail" and result["findings"] == 2
+    assert any("*.saas.example.com" in n for n in result["evidence"]["notes"])
+
+
+@pytest.mark.parametrize("fmt", ["json", "html", "csv"])
+def test_signed_report_verifies_and_any_tampering_is_detected(clean_region, fmt):
+    document, stored = audit_run(trigger=AuditRun.Trigger.COMMAND, check_ids=["RES-02", "RES-09"])
+    assert stored is not None and stored.verdict == "pass"
+    text = render(document, fmt)
+    assert verify_text(text)["region"] == "eu-west-1"
+    tampered = text.replace("pass", "fail", 1)
+    assert tampered != text
+    with pytest.raises(ReportSignatureError):
+        verify_text(tampered)
+
+
+def test_report_signed_with_an_unknown_key_is_rejected(settings):
+    settings.AUDIT_SIGNING_KEYS = "other:secret"
+    document = sign({"region": "eu-west-1", "summary": {"verdict": "pass"}})
+    settings.AUDIT_SIGNING_KEYS = "test-k1:test-audit-signing-secret"
+    with pytest.raises(ReportSignatureError, match="Unknown signing key"):
+        verify_text(json.dumps(document))
+
+
+def test_key_rotation_verifies_reports_signed_with_the_previous_key(settings):
+    settings.AUDIT_SIGNING_KEYS = "k1:old"
+    document = sign({"region": "eu-west-1", "summary": {"verdict": "pass"}})
+    settings.AUDIT_SIGNING_KEYS = "k2:new,k1:old"
+    assert verify_text(json.dumps(document))["region"] == "eu-west-1"
+
+
+# --- The command, as operators and cron run it ---------------------------------------
+
+
+def manage(harness, *args: str, code: str = "eu-west-1") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "manage.py", "residency_audit", *args],
+        cwd=REPO_ROOT,
+        env=harness.region(code).process_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_command_exit_codes_and_verify(harness, tmp_path: Path, multi_region_db):
+    report = tmp_path / "audit.html"
+    clean = manage(
+        harness, "--format", "html", "--output", str(report), "--checks", "RES-01", "RES-02", "RES-09"
+    )
+    assert clean.returncode == 0, clean.stderr
+    assert "Clean." in report.read_text()
+    verified = manage(harness, "--verify", str(report))
+    assert verified.returncode == 0 and "verified" in verified.stdout
+    report.write_text(report.read_text().replace("Clean.", "Clean!"))
+    tampered = manage(harness, "--verify", str(report))
+    assert tampered.returncode == 2 and "verification FAILED" in tampered.stderr
+
+    bad = manage(harness, "--format", "pdf")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr
+    unknown = manage(harness, "--checks", "RES-99")
+    assert unknown.returncode == 2 and "unknown check id" in unknown.stderr
+
+    make_tenant("us-east-1", "us-tenant-in-eu")  # planted on the eu-west-1 primary
+    dirty = manage(harness, "--checks", "RES-01", "--no-store")
+    assert dirty.returncode == 1
+    assert json.loads(dirty.stdout)["report"]["summary"]["findings"] == 3
+
+
+# --- Admin and operator API ----------------------------------------------------------------
+
+
+@pytest.fixture
+def operator(db):
+    return User.objects.create(
+        email="ops@eu.example", home_region="eu-west-1", is_staff=True, is_superuser=True
+    )
+
+
+def test_admin_runs_an_audit_keeps_it_and_downloads_it(client, operator, clean_region):
+    client.force_login(operator)
+    response = client.post("/admin/residency/auditrun/run/")
+    assert response.status_code == 302
+    run_record = AuditRun.objects.get()
+    assert run_record.trigger == "admin" and run_record.region == "eu-west-1"
+    listing = client.get("/admin/residency/auditrun/")
+    assert listing.status_code == 200 and b"Run audit now" in listing.content
+    for fmt in ("json", "html", "csv"):
+        download = client.get(f"/admin/residency/auditrun/{run_record.pk}/download/{fmt}/")
+        assert download.status_code == 200
+        assert verify_text(download.content.decode())["region"] == "eu-west-1"
+
+
+def test_operator_api_runs_lists_and_renders(client, operator, clean_region):
+    client.force_login(operator)
+    created = client.post(
+        "/internal/audit/runs", {"checks": ["RES-02", "RES-09"]}, content_type="application/json"
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["report"]["summary"]["verdict"] == "pass"
+    listed = client.get("/internal/audit/runs").json()
+    assert [r["checks"] for r in listed] == [["RES-02", "RES-09"]]
+    html = client.get(f"{created['Location']}?fmt=html")
+    assert html.status_code == 200 and html["Content-Type"].startswith("text/html")
+    bad = client.post("/internal/audit/runs", {"checks": ["RES-99"]}, content_type="application/json")
+    assert bad.status_code == 400 and bad["Content-Type"] == "application/problem+json"
+    assert bad.json()["errors"][0]["field"].startswith("checks")
+
+
+def test_operator_api_refuses_non_staff(client, clean_region):
+    client.force_login(clean_region)
+    assert client.post("/internal/audit/runs", {}, content_type="application/json").status_code == 403
+    client.logout()
+    assert client.get("/internal/audit/runs").status_code in (401, 403)
