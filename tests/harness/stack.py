@@ -177,8 +177,10 @@ def start_harness(codes: tuple[str, ...] = HARNESS_REGIONS, replicas: int = REPL
 
 
 @contextlib.contextmanager
-def harness_session() -> Iterator[Harness]:
-    harness = start_harness()
+def harness_session(
+    codes: tuple[str, ...] = HARNESS_REGIONS, replicas: int = REPLICAS_PER_REGION
+) -> Iterator[Harness]:
+    harness = start_harness(codes, replicas)
     try:
         yield harness
     finally:
