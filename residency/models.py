@@ -71,3 +71,43 @@ class AuditRun(models.Model):
 
     def __str__(self) -> str:
         return f"audit {self.region} {self.started_at:%Y-%m-%d %H:%M} {self.verdict}"
+
+
+class ViolationEvent(models.Model):
+    """A request that reached a region other than its subject's home region.
+
+    Holds no personal data: regions, the subject's kind, a keyed hash of the
+    subject's directory key (never the key itself), the route's template (never
+    the path), the method and the decision taken.
+    """
+
+    data_class: ClassVar[DataClass] = DataClass.OPERATIONAL
+
+    class Decision(models.TextChoices):
+        REDIRECTED = "redirected", "Redirected to the home region"
+        UNAVAILABLE = "unavailable", "Home region unavailable (503)"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    occurred_at = models.DateTimeField(default=timezone.now, db_index=True)
+    region = models.CharField(max_length=32)
+    """The region the request reached."""
+    home_region = models.CharField(max_length=32)
+    """The subject's home region according to the directory."""
+    target_region = models.CharField(max_length=32, blank=True)
+    """Where the request was sent ('' when it was not redirected)."""
+    subject_kind = models.CharField(max_length=8)
+    """org, user, login or token."""
+    subject_hash = models.CharField(max_length=64)
+    """HMAC-SHA256 of kind and key under a key derived from DIRECTORY_SECRET (truncated)."""
+    method = models.CharField(max_length=8)
+    """A standard HTTP method, or OTHER."""
+    path_template = models.CharField(max_length=200)
+    """The URL pattern that matched, e.g. ``api/v1/orgs/<slug:org_slug>/projects``."""
+    decision = models.CharField(max_length=16, choices=Decision.choices)
+    status = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ("-occurred_at",)
+
+    def __str__(self) -> str:
+        return f"{self.decision} {self.subject_kind} {self.region}->{self.home_region}"

@@ -2,12 +2,33 @@
 
 from __future__ import annotations
 
+import datetime
+import logging
+from dataclasses import asdict, dataclass
+
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from residency.models import DirectoryEntry
+from residency.cache import CachedEntry, directory_cache_publish
+from residency.models import DirectoryEntry, ViolationEvent
+
+logger = logging.getLogger(__name__)
+
+STANDARD_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+def safe_method(method: str | None) -> str:
+    """The HTTP method if it is a standard one, else ``OTHER`` (the method is client input)."""
+    return method if method in STANDARD_METHODS else "OTHER"
+
+
+def _publish_on_commit(entry: DirectoryEntry) -> None:
+    """Refresh the directory cache once the write is visible to other connections."""
+    kind, key = str(entry.kind), entry.key
+    cached = CachedEntry(entry.home_region, entry.version, entry.origin_region)
+    transaction.on_commit(lambda: directory_cache_publish(kind=kind, key=key, entry=cached), robust=True)
 
 
 @transaction.atomic
@@ -34,6 +55,7 @@ def directory_entry_upsert(*, kind: DirectoryEntry.Kind, key: str, home_region: 
             updated_at=timezone.now(),
         )
         entry.refresh_from_db()
+    _publish_on_commit(entry)
     return entry
 
 
@@ -49,9 +71,10 @@ def directory_entry_apply_remote(
     """
     entry = DirectoryEntry.objects.select_for_update().filter(kind=kind, key=key).first()
     if entry is None:
-        DirectoryEntry.objects.create(
+        entry = DirectoryEntry.objects.create(
             kind=kind, key=key, home_region=home_region, version=version, origin_region=origin_region
         )
+        _publish_on_commit(entry)
         return True
     newer = version > entry.version or (version == entry.version and origin_region < entry.origin_region)
     if not newer:
@@ -61,4 +84,53 @@ def directory_entry_apply_remote(
     entry.origin_region = origin_region
     entry.updated_at = timezone.now()
     entry.save(update_fields=["home_region", "version", "origin_region", "updated_at"])
+    _publish_on_commit(entry)
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class ViolationRecord:
+    """What is kept about a wrong-region request: no personal data (see residency/README.md)."""
+
+    region: str
+    home_region: str
+    target_region: str
+    subject_kind: str
+    subject_hash: str
+    method: str
+    path_template: str
+    decision: str
+    status: int
+
+    def log_fields(self) -> dict[str, str | int]:
+        return asdict(self)
+
+
+def violation_event_record(*, record: ViolationRecord) -> ViolationEvent | None:
+    """Store a violation event. Never raises: a lost event is logged, the response already left."""
+    try:
+        with transaction.atomic():
+            return ViolationEvent.objects.create(
+                region=record.region,
+                home_region=record.home_region,
+                target_region=record.target_region,
+                subject_kind=record.subject_kind,
+                subject_hash=record.subject_hash,
+                method=safe_method(record.method),
+                path_template=record.path_template[:200],
+                decision=record.decision,
+                status=record.status,
+            )
+    except DatabaseError as exc:
+        logger.warning(
+            "residency: violation event not stored (%s)",
+            type(exc).__name__,
+            extra={"residency": record.log_fields()},
+        )
+        return None
+
+
+def violation_events_prune(*, older_than: datetime.timedelta) -> int:
+    """Delete violation events older than ``older_than``; returns how many."""
+    deleted, _ = ViolationEvent.objects.filter(occurred_at__lt=timezone.now() - older_than).delete()
+    return deleted

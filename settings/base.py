@@ -86,6 +86,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    "residency.middleware.ResidencyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -181,6 +182,17 @@ REST_FRAMEWORK = {
 # Key of the pseudonymous login keys (HMAC of the normalized email). Shared by
 # every region of the fleet; never logged.
 DIRECTORY_SECRET = env.str("DIRECTORY_SECRET", "dev-directory-secret-change-me")
+# Directory cache: in-process entries live this long at most (invalidation evicts
+# them sooner); Redis keeps entries, and "no such subject", this long.
+RESIDENCY_DIRECTORY_LOCAL_TTL = env.float("RESIDENCY_DIRECTORY_LOCAL_TTL", 60.0)
+RESIDENCY_DIRECTORY_REDIS_TTL = env.float("RESIDENCY_DIRECTORY_REDIS_TTL", 600.0)
+RESIDENCY_DIRECTORY_MISSING_TTL = env.float("RESIDENCY_DIRECTORY_MISSING_TTL", 60.0)
+# Retry-After (seconds) of the 503 answered when a subject's home region is down.
+RESIDENCY_RETRY_AFTER_SECONDS = env.int("RESIDENCY_RETRY_AFTER_SECONDS", 30)
+# Paths the residency middleware never redirects (probes, signed inter-region calls, the admin).
+RESIDENCY_EXEMPT_PATH_PREFIXES = ("/health/", "/internal/", "/admin/", "/static/")
+# Endpoints whose subject is the login key of the posted email.
+RESIDENCY_LOGIN_PATHS = ("/api/v1/auth/login", "/api/v1/auth/token")
 
 # --- Residency audit (residency.audit) ---------------------------------------------
 # Report signing keys (key_id:secret, first signs, all verify; the same in every
