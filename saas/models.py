@@ -164,3 +164,41 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         return f"token {self.prefix}"
+
+
+class IdempotencyRecord(models.Model):
+    """One Idempotency-Key use: a claim while in flight, then the stored response.
+
+    Resident: the response may hold personal data (a document's text), so the
+    record lives in the region primary with the effect it guards and is never
+    replicated. See ``saas/idempotency.py`` for the protocol.
+    """
+
+    data_class: ClassVar[DataClass] = DataClass.RESIDENT
+
+    class State(models.TextChoices):
+        IN_FLIGHT = "in_flight", "In flight"
+        COMPLETED = "completed", "Completed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    scope_hash = models.CharField(max_length=64, unique=True)
+    """SHA-256 over (client, method, route, key): the key is only unique within its scope."""
+    client = models.CharField(max_length=80)
+    """``token:<id>``, ``user:<id>`` or ``anon:<keyed hash of the client IP>`` (never the IP)."""
+    method = models.CharField(max_length=8)
+    route = models.CharField(max_length=300)
+    fingerprint = models.CharField(max_length=64)
+    """SHA-256 of the request body (canonical JSON when the body is JSON)."""
+    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_FLIGHT)
+    lease_token = models.UUIDField(null=True, blank=True)
+    """Identifies the request holding the claim; a takeover after the lease changes it."""
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_headers = models.JSONField(default=dict, blank=True)
+    response_body = models.TextField(blank=True)
+    home_region = models.CharField(max_length=32, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"idempotency {self.pk}"

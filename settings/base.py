@@ -68,6 +68,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "regions",
     "residency",
     "saas",
@@ -87,6 +88,7 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "residency.middleware.ResidencyMiddleware",
+    "saas.ratelimit.RateLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -96,7 +98,8 @@ MIDDLEWARE = [
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [],
+        # The admin templates of saas (region banner) take precedence over django.contrib.admin's.
+        "DIRS": [BASE_DIR / "saas" / "templates"],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -158,6 +161,8 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Periodic tasks: each package adds its entries in its own section below.
+CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 
 # --- Logging ------------------------------------------------------------------
 LOGGING = {
@@ -174,6 +179,54 @@ LOGGING = {
 REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "regions.problems.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "saas.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # JSON only: other content types get 415, and no HTML (browsable API) is ever rendered.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_THROTTLE_CLASSES": [],  # rate limits: saas.ratelimit.RateLimitMiddleware
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Multi-region SaaS API",
+    "VERSION": "1.0.0",
+    # DESCRIPTION: set by saas.api.schema.add_common_responses (API_DESCRIPTION).
+    "SCHEMA_PATH_PREFIX": "/api/v1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "saas.api.schema.add_common_responses",
+    ],
+}
+# Idempotency-Key (saas/idempotency.py). A claim's lease outlives the longest request.
+IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", 60)
+IDEMPOTENCY_RETENTION_HOURS = env.int("IDEMPOTENCY_RETENTION_HOURS", 24)
+IDEMPOTENCY_RETRY_AFTER_SECONDS = 1
+# Rate limits (saas/ratelimit.py): "<requests>/<seconds>" per tier; GCRA in the region's Redis.
+RATE_LIMIT_TIERS = {
+    "anonymous": env.str("RATE_LIMIT_ANONYMOUS", "300/60"),
+    "free": env.str("RATE_LIMIT_FREE", "600/60"),
+    "standard": env.str("RATE_LIMIT_STANDARD", "1200/60"),
+    "critical": env.str("RATE_LIMIT_CRITICAL", "6000/60"),
+}
+RATE_LIMIT_FAIL_OPEN_TIERS = env.list("RATE_LIMIT_FAIL_OPEN_TIERS", ["critical"])
+RATE_LIMIT_SESSION_TIER = "standard"
+RATE_LIMIT_PATH_PREFIXES = ["/api/"]
+RATE_LIMIT_UNAVAILABLE_RETRY_AFTER = 5
+# CIDRs of our own proxies/load balancers: X-Forwarded-For is believed only through them.
+RATE_LIMIT_TRUSTED_PROXIES = env.list("RATE_LIMIT_TRUSTED_PROXIES")
+ADMIN_LOGIN_RATE_PER_CLIENT = env.str("ADMIN_LOGIN_RATE_PER_CLIENT", "20/600")
+ADMIN_LOGIN_RATE_PER_ACCOUNT = env.str("ADMIN_LOGIN_RATE_PER_ACCOUNT", "5/600")
+CELERY_BEAT_SCHEDULE["saas.idempotency_records_purge"] = {
+    "task": "saas.idempotency_records_purge",
+    "schedule": 3600.0,
 }
 
 # --- Read/write routing (regions) ---------------------------------------------------

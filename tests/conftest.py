@@ -184,3 +184,14 @@ def region_web(harness: Harness, django_db_setup: None) -> Iterator[Callable[...
     for server in servers:
         with contextlib.suppress(Exception):
             server.stop(timeout=15)
+
+
+@pytest.fixture
+def rate_limits_reset(harness: Harness) -> None:
+    """Empty every rate limit bucket in the harness regions' Redis (``rl:*`` keys)."""
+    for stack in harness.regions.values():
+        client = stack.redis.client(0)
+        with contextlib.suppress(Exception):  # a test may have stopped this Redis
+            keys = list(client.scan_iter(match="rl:*", count=1000))
+            if keys:
+                client.delete(*keys)

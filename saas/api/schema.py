@@ -1,0 +1,283 @@
+"""The OpenAPI document: what drf-spectacular generates, plus every shared error and header.
+
+``add_common_responses`` (a spectacular post-processing hook) adds to each
+operation the responses and headers that the middleware and base view
+produce, so the schema describes everything a client can receive:
+
+- every response: ``RateLimit`` and ``RateLimit-Policy``; 429 (``Retry-After``), 503;
+- every operation: 400 (malformed or invalid input), 307 ``wrong_region``;
+- authenticated operations: 401 (``WWW-Authenticate``), 403;
+- operations with path parameters: 404;
+- POST and PATCH: the ``Idempotency-Key`` header, ``Idempotent-Replayed`` on
+  success, 409 (in flight, with ``Retry-After``; or a state conflict), 422 (key
+  reused with another body), 413 and 415;
+- 201: ``Location``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+PROBLEM = "application/problem+json"
+API_DESCRIPTION = """\
+Multi-region SaaS API. Every account and organization lives in one **home region**;
+call that region's host (`https://<region>.api...`). A request that reaches another
+region is answered `307` with `Location` on the home region (problem code `wrong_region`).
+
+## Authentication
+`Authorization: Bearer sk_<region>_<secret>` (from `POST /api/v1/auth/token`, scoped to one
+organization), or a session cookie from `POST /api/v1/auth/login` (unsafe methods then need
+`X-CSRFToken`).
+
+## Errors
+Every error is RFC 9457 `application/problem+json` with a stable `code`. Validation errors
+list each field in `errors: [{field, message, code}]`. Unknown routes (`404 not_found`),
+wrong methods (`405 method_not_allowed`), malformed JSON (`400 malformed_request`), oversized
+bodies (`413 payload_too_large`) and other content types than JSON
+(`415 unsupported_media_type`) are problems too. Objects of an organization you are not a
+member of answer `404`, never `403`.
+
+## Idempotency
+`POST` and `PATCH` accept `Idempotency-Key` (draft-ietf-httpapi-idempotency-key-header), a
+structured-field string such as `Idempotency-Key: "4e6a1f0c-8f8e-4bd6-9d63-6e1f9b1c1d2a"`:
+- the key is scoped to your credential (token, session user, or address when anonymous),
+  the method and the path; the body is fingerprinted (canonical JSON);
+- a retry with the same key and body gets the first response again (status, body,
+  `Location`) with `Idempotent-Replayed: true`; the effect happens once;
+- the same key with another body: `422 idempotency_key_reused`;
+- while the first request runs: `409 idempotency_request_in_flight` with `Retry-After`;
+- a malformed key: `400 idempotency_key_invalid`;
+- responses `400`, `413`, `415` and `5xx` are not stored: retry with the same key;
+- a claim left by a crashed request expires after its lease (60 s by default); records are
+  kept at least 24 hours.
+
+## Rate limits
+Per client tier (`anonymous`, `free`, `standard`, `critical`; sessions use `standard`),
+GCRA in Redis. Every response carries `RateLimit-Policy: "<tier>";q=<quota>;w=<seconds>`
+and `RateLimit: "<tier>";r=<remaining>;t=<seconds to full quota>`
+(draft-ietf-httpapi-ratelimit-headers). Over the limit: `429 rate_limited` with
+`Retry-After`. If the limiter is unavailable, the `critical` tier is served and others get
+`503 rate_limiter_unavailable` with `Retry-After`.
+
+## Lists
+Cursor pagination: `?limit=` (1-100) and the opaque `next`/`previous` URLs.
+"""
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):  # type: ignore[no-untyped-call]
+    target_class = "saas.api.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "sk_<region>_<secret>",
+            "description": "An API token scoped to one organization.",
+        }
+
+
+def _problem_schema() -> dict[str, Any]:
+    return {
+        "type": "object",
+        "description": "RFC 9457 problem details.",
+        "required": ["type", "title", "status", "code"],
+        "properties": {
+            "type": {"type": "string", "format": "uri", "description": "Documentation URL of the code."},
+            "title": {"type": "string"},
+            "status": {"type": "integer"},
+            "code": {"type": "string", "description": "Stable machine-readable error code."},
+            "detail": {"type": "string"},
+            "instance": {"type": "string", "description": "The request path."},
+        },
+        "additionalProperties": True,
+    }
+
+
+def _validation_problem_schema() -> dict[str, Any]:
+    return {
+        "allOf": [
+            {"$ref": "#/components/schemas/Problem"},
+            {
+                "type": "object",
+                "properties": {
+                    "errors": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "required": ["field", "message", "code"],
+                            "properties": {
+                                "field": {
+                                    "type": "string",
+                                    "description": "Dotted path; `__all__` for the body.",
+                                },
+                                "message": {"type": "string"},
+                                "code": {"type": "string"},
+                            },
+                        },
+                    }
+                },
+            },
+        ]
+    }
+
+
+def _wrong_region_schema() -> dict[str, Any]:
+    return {
+        "allOf": [
+            {"$ref": "#/components/schemas/Problem"},
+            {
+                "type": "object",
+                "required": ["region", "location"],
+                "properties": {
+                    "region": {"type": "string", "description": "The home region."},
+                    "location": {"type": "string", "format": "uri"},
+                },
+            },
+        ]
+    }
+
+
+_HEADERS: dict[str, dict[str, Any]] = {
+    "RateLimit": {
+        "description": 'Remaining quota: `"<tier>";r=<remaining>;t=<seconds until the quota is full>`.',
+        "schema": {"type": "string"},
+    },
+    "RateLimit-Policy": {
+        "description": 'The tier\'s policy: `"<tier>";q=<requests>;w=<seconds>`.',
+        "schema": {"type": "string"},
+    },
+    "Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}},
+    "Idempotent-Replayed": {
+        "description": "`true` when this is the stored response of an earlier request with the same key.",
+        "schema": {"type": "string", "enum": ["true"]},
+    },
+    "Location": {"description": "URL of the created or target resource.", "schema": {"type": "string"}},
+    "WWW-Authenticate": {"description": "The authentication scheme to use.", "schema": {"type": "string"}},
+}
+
+
+def _ref(kind: str, name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _problem_response(
+    description: str, schema: str = "Problem", headers: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    response: dict[str, Any] = {
+        "description": description,
+        "content": {PROBLEM: {"schema": _ref("schemas", schema)}},
+    }
+    rate_headers = ("RateLimit", "RateLimit-Policy")
+    response["headers"] = {name: _ref("headers", name) for name in (*headers, *rate_headers)}
+    return response
+
+
+_RESPONSES: dict[str, dict[str, Any]] = {
+    "WrongRegion": _problem_response(
+        "`wrong_region`: the subject lives in another region; repeat the request at `Location`.",
+        "WrongRegionProblem",
+        ("Location",),
+    ),
+    "BadRequest": _problem_response(
+        "`validation_error` (with `errors` per field), `malformed_request` (unparsable JSON) or "
+        "`idempotency_key_invalid`.",
+        "ValidationProblem",
+    ),
+    "Unauthorized": _problem_response(
+        "`not_authenticated`, `authentication_failed` or `invalid_credentials`.",
+        headers=("WWW-Authenticate",),
+    ),
+    "Forbidden": _problem_response("`permission_denied` (your role does not allow this) or `csrf_failed`."),
+    "NotFound": _problem_response("`not_found`: no such object in an organization you belong to."),
+    "Conflict": _problem_response(
+        "`idempotency_request_in_flight` (with `Retry-After`) or a state conflict such as `last_owner`, "
+        "`slug_taken`, `email_taken`, `already_member`, `cross_region_membership`.",
+        headers=("Retry-After",),
+    ),
+    "PayloadTooLarge": _problem_response("`payload_too_large`: the body exceeds the size limit."),
+    "UnsupportedMediaType": _problem_response("`unsupported_media_type`: send `application/json`."),
+    "IdempotencyKeyReused": _problem_response(
+        "`idempotency_key_reused`: this key was used with a different request body."
+    ),
+    "TooManyRequests": _problem_response(
+        "`rate_limited`: the tier's limit is exceeded.", headers=("Retry-After",)
+    ),
+    "ServiceUnavailable": _problem_response(
+        "`rate_limiter_unavailable` or `home_region_unavailable`.", headers=("Retry-After",)
+    ),
+}
+
+
+def _operation_responses(path: str, method: str, operation: dict[str, Any]) -> dict[str, str]:
+    """Which shared responses apply to an operation: status -> component name."""
+    anonymous = any(requirement == {} for requirement in operation.get("security", [{}]))
+    needed = {
+        "307": "WrongRegion",
+        "400": "BadRequest",
+        "429": "TooManyRequests",
+        "503": "ServiceUnavailable",
+    }
+    if not anonymous or "/auth/token" in path or "/auth/login" in path:
+        needed["401"] = "Unauthorized"
+    if not anonymous:
+        needed["403"] = "Forbidden"
+    if "{" in path or "/auth/token" in path:
+        needed["404"] = "NotFound"
+    if method in {"post", "patch"}:
+        needed.update(
+            {
+                "409": "Conflict",
+                "413": "PayloadTooLarge",
+                "415": "UnsupportedMediaType",
+                "422": "IdempotencyKeyReused",
+            }
+        )
+    elif method == "delete":
+        needed["409"] = "Conflict"
+    return needed
+
+
+def add_common_responses(
+    result: dict[str, Any], generator: Any, request: Any, public: bool
+) -> dict[str, Any]:
+    """drf-spectacular post-processing hook (``SPECTACULAR_SETTINGS["POSTPROCESSING_HOOKS"]``)."""
+    result.setdefault("info", {})["description"] = API_DESCRIPTION
+    components = result.setdefault("components", {})
+    schemas = components.setdefault("schemas", {})
+    schemas["Problem"] = _problem_schema()
+    schemas["ValidationProblem"] = _validation_problem_schema()
+    schemas["WrongRegionProblem"] = _wrong_region_schema()
+    components.setdefault("headers", {}).update(_HEADERS)
+    components.setdefault("responses", {}).update(_RESPONSES)
+    components.setdefault("parameters", {})["IdempotencyKey"] = {
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": False,
+        "description": (
+            'A structured-field string, e.g. `"4e6a1f0c-8f8e-4bd6-9d63-6e1f9b1c1d2a"` (1-255 characters). '
+            "Retries with the same key and body replay the first response; see the API description."
+        ),
+        "schema": {"type": "string", "maxLength": 257},
+    }
+    for path, item in result.get("paths", {}).items():
+        for method, operation in item.items():
+            if method not in {"get", "post", "put", "patch", "delete"}:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status_code, response in responses.items():
+                if status_code.startswith("2"):
+                    headers = response.setdefault("headers", {})
+                    headers["RateLimit"] = _ref("headers", "RateLimit")
+                    headers["RateLimit-Policy"] = _ref("headers", "RateLimit-Policy")
+                    if status_code == "201":
+                        headers["Location"] = _ref("headers", "Location")
+                    if method in {"post", "patch"}:
+                        headers["Idempotent-Replayed"] = _ref("headers", "Idempotent-Replayed")
+            for status_code, name in _operation_responses(path, method, operation).items():
+                responses.setdefault(status_code, _ref("responses", name))
+            if method in {"post", "patch"}:
+                operation.setdefault("parameters", []).append(_ref("parameters", "IdempotencyKey"))
+    return result
