@@ -20,7 +20,10 @@ SECRET_LENGTH = 40
 DISPLAY_LENGTH = 10
 """Characters of the secret kept in clear (``ApiToken.prefix``) so people can tell tokens apart."""
 _ALPHABET = string.ascii_letters + string.digits
-_TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}_([a-z]{{2}}-[a-z]+-[0-9]{{1,2}})_([A-Za-z0-9]{{{SECRET_LENGTH}}})$")
+_REGION = r"([a-z]{2}-[a-z]+-[0-9]{1,2})"
+_TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}_{_REGION}_([A-Za-z0-9]{{{SECRET_LENGTH}}})$")
+_ANY_TOKEN_RE = re.compile(rf"^{TOKEN_PREFIX}_{_REGION}_([A-Za-z0-9]+)$")
+"""Routing accepts any secret: a token of another region is judged there, not here."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,7 +57,7 @@ def token_home_region(raw: str) -> str | None:
     Pure parsing: no database, no registry. The caller checks that the region
     exists in the registry before using it.
     """
-    found = _TOKEN_RE.match(raw.strip())
+    found = _ANY_TOKEN_RE.match(raw.strip())
     return found.group(1) if found else None
 
 
