@@ -98,3 +98,93 @@ def check_replica_regions(
         checks.Error(problem, hint="Fix REPLICA_REGIONS / REPLICA_DATABASE_URLS.", id="residency.E010")
         for problem in replica_region_problems()
     ]
+
+
+@checks.register(TAG)
+def check_home_region_columns(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """residency.E020: the write guard's trigger reads the column ``home_region`` of resident tables."""
+    from residency.guard import home_region_column_problems
+
+    return [
+        checks.Error(
+            f"{problem}; the residency write guard reads the column 'home_region'.",
+            hint="Drop db_column from the home region field.",
+            id="residency.E020",
+        )
+        for problem in home_region_column_problems(_models(app_configs))
+    ]
+
+
+@checks.register(TAG, checks.Tags.database)
+def check_region_anchor(
+    app_configs: Sequence[AppConfig] | None = None, databases: Sequence[str] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """residency.E021: the database is anchored to another region than ``REGION`` (runs with migrate)."""
+    from django.conf import settings
+    from django.db import DatabaseError, connections
+
+    from residency.guard import anchored_region
+
+    messages: list[checks.CheckMessage] = []
+    for alias in databases or ():
+        if alias not in connections.settings or connections.settings[alias].get("TEST", {}).get("MIRROR"):
+            continue  # replicas are read-only copies of the primary
+        try:
+            anchored = anchored_region(connections[alias])
+        except DatabaseError:
+            continue  # unreachable: the command itself reports it
+        if anchored is not None and anchored != settings.REGION:
+            messages.append(
+                checks.Error(
+                    f"Database {alias!r} belongs to region {anchored}, but REGION={settings.REGION}.",
+                    hint="Point DATABASE_URL at this region's primary, or fix REGION.",
+                    id="residency.E021",
+                )
+            )
+    return messages
+
+
+def cookie_and_origin_problems() -> list[tuple[str, str]]:
+    """(check id, problem) for cookies shared beyond one host and inexact CSRF origins."""
+    from urllib.parse import urlsplit
+
+    from django.conf import settings
+
+    problems: list[tuple[str, str]] = []
+    for origin in settings.CSRF_TRUSTED_ORIGINS:
+        parts = urlsplit(origin)
+        exact = (
+            parts.scheme in {"http", "https"}
+            and bool(parts.hostname)
+            and "*" not in origin
+            and parts.path in {"", "/"}
+            and not parts.query
+            and not parts.fragment
+        )
+        if not exact:
+            problems.append(
+                ("residency.E022", f"CSRF_TRUSTED_ORIGINS entry {origin!r} is not an exact origin")
+            )
+    for name in ("SESSION_COOKIE_DOMAIN", "CSRF_COOKIE_DOMAIN"):
+        if getattr(settings, name, None):
+            problems.append(
+                ("residency.E023", f"{name}={getattr(settings, name)!r} shares the cookie beyond this host")
+            )
+    return problems
+
+
+@checks.register(TAG)
+def check_cookies_and_origins(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """residency.E022/E023: CSRF origins are exact region origins; cookies are host-only."""
+    return [
+        checks.Error(
+            problem,
+            hint="Each region host keeps its own session and CSRF cookies (see residency/README.md).",
+            id=check_id,
+        )
+        for check_id, problem in cookie_and_origin_problems()
+    ]

@@ -21,6 +21,7 @@ from residency.audit.services import audit_run
 from residency.models import AuditRun, DirectoryEntry
 from residency.services import directory_entry_apply_remote
 from saas.models import Document, Organization, Project, User
+from tests.harness.guard import write_guard_suspended
 from tests.harness.stack import REPO_ROOT
 
 USER = DirectoryEntry.Kind.USER
@@ -68,7 +69,7 @@ def test_a_clean_region_has_zero_findings(clean_region):
 
 @pytest.mark.django_db(transaction=True, databases="__all__")
 def test_eu_document_stored_in_us_is_found(as_region, multi_region_db):
-    with as_region("us-east-1"):
+    with as_region("us-east-1"), write_guard_suspended():
         planted = make_tenant("eu-west-1", "eu-tenant-in-us")
         result = run("RES-01")["RES-01"]
     assert result["status"] == "fail"
@@ -79,7 +80,8 @@ def test_eu_document_stored_in_us_is_found(as_region, multi_region_db):
 
 def test_rows_without_home_region_are_violations(db):
     doc = make_tenant("eu-west-1", "blank-home")
-    Document.objects.filter(pk=doc.pk).update(home_region="")
+    with write_guard_suspended():
+        Document.objects.filter(pk=doc.pk).update(home_region="")
     result = run("RES-01")["RES-01"]
     assert result["status"] == "fail"
     assert result["evidence"]["counts"]["saas_document.no_home_region"] == 1
@@ -221,7 +223,8 @@ def test_command_exit_codes_and_verify(harness, tmp_path: Path, multi_region_db)
     unknown = manage(harness, "--checks", "RES-99")
     assert unknown.returncode == 2 and "unknown check id" in unknown.stderr
 
-    make_tenant("us-east-1", "us-tenant-in-eu")  # planted on the eu-west-1 primary
+    with write_guard_suspended():
+        make_tenant("us-east-1", "us-tenant-in-eu")  # planted on the eu-west-1 primary
     dirty = manage(harness, "--checks", "RES-01", "--no-store")
     assert dirty.returncode == 1
     assert json.loads(dirty.stdout)["report"]["summary"]["findings"] == 3
