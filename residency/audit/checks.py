@@ -172,26 +172,30 @@ def _directory_scan(evidence: Evidence) -> int:
 
 
 def _json_store_scan(
-    evidence: Evidence, *, label: str, table: str, column: str, allowed_keys: set[str] | None
+    evidence: Evidence, *, label: str, table: str, column: str | None, allowed_keys: set[str] | None
 ) -> int:
-    """Scan a JSON column set-based: keys outside the allowlist, emails, IPs, known user names."""
+    """Scan a JSON column (or, with ``column=None``, every column of the row) set-based.
+
+    Flags keys outside the allowlist, emails and IP addresses, and values equal
+    to the name of one of this region's users.
+    """
     qn = connections["default"].ops.quote_name
     if table not in connections["default"].introspection.table_names():
         evidence.notes.append(f"{label}: table {table} not present")
         return 0
-    conditions = [f"{qn(column)}::text ~ %s", f"{qn(column)}::text ~ %s"]
+    value = f"t.{qn(column)}::jsonb" if column else "to_jsonb(t)"
+    conditions = [f"{value}::text ~ %s", f"{value}::text ~ %s"]
     params: list[Any] = [pii.PG_EMAIL, pii.PG_IPV4]
     if allowed_keys is not None:
-        conditions.append(
-            f"EXISTS (SELECT 1 FROM jsonb_object_keys({qn(column)}::jsonb) k WHERE NOT (k = ANY(%s)))"  # noqa: S608
-        )
+        conditions.append(f"EXISTS (SELECT 1 FROM jsonb_object_keys({value}) k WHERE NOT (k = ANY(%s)))")  # noqa: S608
         params.append(sorted(allowed_keys))
     conditions.append(
-        f"EXISTS (SELECT 1 FROM jsonb_each_text({qn(column)}::jsonb) v JOIN saas_user u "  # noqa: S608
-        "ON u.name <> '' AND v.value = u.name)"
+        f"EXISTS (SELECT 1 FROM jsonb_each_text({value}) v "  # noqa: S608
+        "JOIN saas_user u ON u.name <> '' AND v.value = u.name)"
     )
     # Identifiers come from model metadata and are quoted; values are parameters.
-    sql = f"SELECT id::text FROM {qn(table)} WHERE " + " OR ".join(conditions) + " ORDER BY 1"  # noqa: S608
+    where = " OR ".join(conditions)
+    sql = f"SELECT t.id::text FROM {qn(table)} t WHERE {where} ORDER BY 1"  # noqa: S608
     rows = _fetch(sql, params)
     evidence.queries.append(sql)
     evidence.counts[f"{label}.rows"] = int(_fetch(f"SELECT count(*) FROM {qn(table)}")[0][0])  # noqa: S608
@@ -513,3 +517,83 @@ def check_cache_and_broker(context: AuditContext) -> CheckResult:
         f"{findings} cached value(s) or queued message(s) hold data of subjects homed in another zone.",
     )
     return CheckResult(status, findings, summary, evidence)
+
+
+# --- 6. Stored events and logs hold no personal data ------------------------------------
+
+
+def _scan_log_files(paths: Iterable[str], evidence: Evidence, context: AuditContext) -> tuple[int, bool]:
+    import glob
+
+    findings = 0
+    incomplete = False
+    files = sorted({f for pattern in paths for f in glob.glob(pattern)})
+    if not files:
+        evidence.notes.append(
+            "no application log file configured or found (AUDIT_LOG_PATHS); logs shipped elsewhere "
+            "must be audited there"
+        )
+        return 0, True
+    for path in files:
+        context.say(f"  scanning log {path}")
+        hits: list[str] = []
+        lines = 0
+        try:
+            with open(path, encoding="utf-8", errors="replace") as handle:
+                for number, line in enumerate(handle, start=1):
+                    lines += 1
+                    if pii.personal_data_in(line):
+                        hits.append(f"{path}:{number}")
+        except OSError as exc:
+            evidence.notes.append(f"{path}: unreadable ({exc.strerror})")
+            incomplete = True
+            continue
+        evidence.counts[f"log:{path}.lines"] = lines
+        if hits:
+            evidence.counts[f"log:{path}.lines_with_personal_data"] = len(hits)
+            evidence.samples[f"log:{path}"] = hits[:SAMPLE_SIZE]
+            findings += len(hits)
+    return findings, incomplete
+
+
+@audit_check(
+    id="RES-06",
+    title="Logs and recorded incidents hold no personal data",
+    description=(
+        "The stored wrong-region events and the application's log output must not contain emails, "
+        "names or IP addresses in clear. Every stored event and every log line is scanned."
+    ),
+)
+def check_events_and_logs(context: AuditContext) -> CheckResult:
+    evidence = Evidence(config={"AUDIT_LOG_PATHS": list(context.log_paths)})
+    findings = 0
+    for store in event_stores(context):
+        findings += _json_store_scan(evidence, **store)
+    log_findings, incomplete = _scan_log_files(context.log_paths, evidence, context)
+    findings += log_findings
+    status = verdict(findings, incomplete=incomplete)
+    summary = {
+        Status.PASS: "No stored event or log line holds personal data in clear.",
+        Status.INCOMPLETE: (
+            "No personal data found in stored events; application logs were not available here."
+        ),
+    }.get(status, f"{findings} stored event(s) or log line(s) hold personal data in clear.")
+    return CheckResult(status, findings, summary, evidence)
+
+
+def event_stores(context: AuditContext) -> list[dict[str, Any]]:
+    """Tables of recorded incidents whose rows must hold no personal data.
+
+    A model opts in with ``audit_personal_data_free = True``; every column of
+    every row is scanned.
+    """
+    return [
+        {
+            "label": model._meta.label_lower,
+            "table": model._meta.db_table,
+            "column": None,
+            "allowed_keys": None,
+        }
+        for model in _concrete_models(context)
+        if getattr(model, "audit_personal_data_free", False)
+    ]

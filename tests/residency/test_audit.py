@@ -275,3 +275,69 @@ def test_operator_api_refuses_non_staff(client, clean_region):
     assert client.post("/internal/audit/runs", {}, content_type="application/json").status_code == 403
     client.logout()
     assert client.get("/internal/audit/runs").status_code in (401, 403)
+
+
+def test_personal_data_in_application_logs_is_found(db, tmp_path):
+    log = tmp_path / "app.log"
+    log.write_text(
+        '{"level": "INFO", "msg": "request", "user_id": "1b2c", "region": "eu-west-1"}\n'
+        '{"level": "INFO", "msg": "login failed for carol@example.org"}\n'
+        '{"level": "INFO", "msg": "from 203.0.113.9"}\n'
+        '{"level": "INFO", "msg": "bound to 127.0.0.1 at 14:55:02"}\n'
+    )
+    result = run("RES-06", log_paths=(str(tmp_path / "*.log"),))["RES-06"]
+    assert result["status"] == "fail" and result["findings"] == 2
+    assert result["evidence"]["samples"][f"log:{log}"] == [f"{log}:2", f"{log}:3"]
+    assert "carol" not in json.dumps(result)
+
+
+def test_logs_not_configured_make_the_check_incomplete_not_clean(db):
+    result = run("RES-06", log_paths=())["RES-06"]
+    assert result["status"] == "incomplete"
+    assert any("AUDIT_LOG_PATHS" in n for n in result["evidence"]["notes"])
+
+
+# --- Fleet -----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_fleet_report_merges_verified_regions_and_flags_missing_and_forged_ones(
+    harness, tmp_path, multi_region_db
+):
+    reports = {}
+    for code in ("eu-west-1", "us-east-1"):
+        path = tmp_path / f"{code}.json"
+        result = manage(harness, "--checks", "RES-02", "RES-09", "--output", str(path), code=code)
+        assert result.returncode == 0, result.stderr
+        reports[code] = path
+    fleet = tmp_path / "fleet.html"
+    merged = manage(
+        harness,
+        "--fleet-from",
+        *map(str, reports.values()),
+        "--regions",
+        "eu-west-1",
+        "us-east-1",
+        "--format",
+        "html",
+        "--output",
+        str(fleet),
+    )
+    assert merged.returncode == 0, merged.stderr
+    assert manage(harness, "--verify", str(fleet)).returncode == 0
+    assert "Fleet of 2 region(s)" in fleet.read_text()
+
+    # A region that did not answer, and a forged report, make the fleet not clean.
+    forged = tmp_path / "forged.json"
+    document = json.loads(reports["us-east-1"].read_text())
+    document["report"]["summary"]["findings"] = 0
+    document["report"]["checks"][0]["status"] = "pass"
+    document["report"]["region"] = "ap-south-1"
+    forged.write_text(json.dumps(document))
+    out = tmp_path / "fleet.json"
+    incomplete = manage(harness, "--fleet-from", str(reports["eu-west-1"]), str(forged), "--output", str(out))
+    assert incomplete.returncode == 1
+    report = json.loads(out.read_text())["report"]
+    assert report["summary"]["verdict"] == "error"
+    assert set(report["missing_regions"]) == {"eu-central-1", "us-east-1", "ap-south-1"}
+    assert report["rejected"][0]["source"] == str(forged)

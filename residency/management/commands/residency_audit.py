@@ -12,10 +12,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from regions.selectors import get_registry
 from residency.audit.base import AuditContext, all_checks
-from residency.audit.render import FORMATS, render, verify_text
-from residency.audit.report import ReportSignatureError, is_clean
-from residency.audit.services import audit_run
+from residency.audit.fleet import fleet_merge
+from residency.audit.render import FORMATS, extract, render, verify_text
+from residency.audit.report import ReportSignatureError, is_clean, sign
+from residency.audit.services import audit_run, audit_store
 from residency.models import AuditRun
 
 
@@ -31,6 +33,18 @@ class Command(BaseCommand):
             "--checks", nargs="+", metavar="ID", help=f"run only these checks ({', '.join(all_checks())})"
         )
         parser.add_argument("--verify", metavar="PATH", help="verify a report file's signature and exit")
+        parser.add_argument(
+            "--fleet-from",
+            nargs="+",
+            metavar="PATH",
+            help="merge these signed region reports into one signed fleet report (verifies each)",
+        )
+        parser.add_argument(
+            "--regions",
+            nargs="+",
+            metavar="CODE",
+            help="regions a fleet report must cover (default: the registry)",
+        )
         parser.add_argument("--terraform-plan", metavar="PATH", help="`terraform show -json` plan for RES-08")
         parser.add_argument(
             "--no-store", action="store_true", help="do not keep the report in the audit history"
@@ -42,6 +56,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["verify"]:
             self._verify(Path(options["verify"]))
+            return
+        if options["fleet_from"]:
+            self._fleet(options)
             return
         if options["terraform_plan"] and not Path(options["terraform_plan"]).is_file():
             raise CommandError(f"--terraform-plan {options['terraform_plan']}: no such file", returncode=2)
@@ -59,17 +76,49 @@ class Command(BaseCommand):
             )
         except KeyError as exc:
             raise CommandError(str(exc.args[0]), returncode=2) from None
-        text = render(document, options["format"])
-        if options["output"]:
-            Path(options["output"]).write_text(text, encoding="utf-8")
-        else:
-            self.stdout.write(text, ending="")
+        self._write(document, options)
         summary = document["report"]["summary"]
         if not is_clean(document["report"]):
             raise CommandError(
                 f"residency audit: {summary['verdict']} with {summary['findings']} finding(s)", returncode=1
             )
         self.stderr.write(f"residency audit: {summary['verdict']}, {summary['checks']} checks, 0 findings")
+
+    def _write(self, document: dict[str, Any], options: dict[str, Any]) -> None:
+        text = render(document, options["format"])
+        if options["output"]:
+            Path(options["output"]).write_text(text, encoding="utf-8")
+        else:
+            self.stdout.write(text, ending="")
+
+    def _fleet(self, options: dict[str, Any]) -> None:
+        sources: list[tuple[str, Any]] = []
+        for name in options["fleet_from"]:
+            try:
+                sources.append((name, extract(Path(name).read_text(encoding="utf-8"))[0]))
+            except OSError as exc:
+                raise CommandError(f"cannot read {name}: {exc.strerror}", returncode=2) from None
+            except ReportSignatureError as exc:
+                sources.append((name, {"unreadable": exc.detail}))
+        expected = options["regions"] or list(get_registry().codes)
+        unknown = [code for code in expected if code not in get_registry().regions]
+        if unknown:
+            raise CommandError(f"unknown region(s): {', '.join(unknown)}", returncode=2)
+        document = sign(fleet_merge(documents=sources, expected_regions=expected))
+        if not options["no_store"]:
+            audit_store(document=document, trigger=AuditRun.Trigger.FLEET)
+        self._write(document, options)
+        report = document["report"]
+        if not is_clean(report):
+            missing = ", ".join(report["missing_regions"]) or "none"
+            raise CommandError(
+                f"fleet audit: {report['summary']['verdict']}, {report['summary']['findings']} finding(s), "
+                f"missing regions: {missing}, rejected reports: {len(report['rejected'])}",
+                returncode=1,
+            )
+        self.stderr.write(
+            f"fleet audit: {report['summary']['verdict']} across {len(report['regions'])} regions"
+        )
 
     def _verify(self, path: Path) -> None:
         try:
