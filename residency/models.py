@@ -82,6 +82,8 @@ class ViolationEvent(models.Model):
     """
 
     data_class: ClassVar[DataClass] = DataClass.OPERATIONAL
+    audit_personal_data_free: ClassVar[bool] = True
+    """The audit (RES-06) scans every column of every event for personal data."""
 
     class Decision(models.TextChoices):
         REDIRECTED = "redirected", "Redirected to the home region"

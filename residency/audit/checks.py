@@ -597,3 +597,58 @@ def event_stores(context: AuditContext) -> list[dict[str, Any]]:
         for model in _concrete_models(context)
         if getattr(model, "audit_personal_data_free", False)
     ]
+
+
+# --- 7. Wrong-region requests were redirected or refused, never served -------------------
+
+
+@audit_check(
+    id="RES-07",
+    title="Requests that reached the wrong region were never served there",
+    description=(
+        "Every recorded request that reached this region for a subject homed elsewhere was redirected "
+        "to a region of the subject's zone or refused (503), never served here and never sent out of "
+        "the zone."
+    ),
+)
+def check_wrong_region_outcomes(context: AuditContext) -> CheckResult:
+    from residency.models import ViolationEvent
+
+    registry = get_registry()
+    evidence = Evidence()
+    table = ViolationEvent._meta.db_table
+    total = _fetch(f"SELECT count(*), count(*) FILTER (WHERE decision = 'redirected') FROM {table}")[0]  # noqa: S608
+    evidence.counts["events"] = int(total[0])
+    evidence.counts["events.redirected"] = int(total[1])
+    # Served, or a status that is neither a redirect nor a refusal.
+    served_sql = (
+        f"SELECT id::text FROM {table} WHERE decision NOT IN ('redirected', 'unavailable') "  # noqa: S608
+        "OR (decision = 'redirected' AND status NOT IN (301, 302, 303, 307, 308)) "
+        "OR (decision = 'unavailable' AND status <> 503) ORDER BY occurred_at"
+    )
+    served = [r[0] for r in _fetch(served_sql)]
+    evidence.queries.append(served_sql)
+    # Redirects whose target is not in the home region's zone.
+    pairs_sql = f"SELECT home_region, target_region, count(*) FROM {table} WHERE decision = 'redirected' GROUP BY 1, 2"  # noqa: S608
+    evidence.queries.append(pairs_sql)
+    out_of_zone = 0
+    for home, target, count in _fetch(pairs_sql):
+        home_zone = registry.regions[home].zone if home in registry.regions else None
+        target_zone = registry.regions[target].zone if target in registry.regions else None
+        if home_zone is None or target_zone != home_zone:
+            out_of_zone += int(count)
+            evidence.notes.append(
+                f"{count} request(s) for a subject homed in {home} were sent to {target or 'nowhere'}"
+            )
+    evidence.counts["events.served_or_unexpected_status"] = len(served)
+    evidence.counts["events.redirected_out_of_zone"] = out_of_zone
+    if served:
+        evidence.samples["served"] = served[:SAMPLE_SIZE]
+    findings = len(served) + out_of_zone
+    status = verdict(findings)
+    summary = (
+        f"All {total[0]} recorded wrong-region request(s) were redirected within the zone or refused."
+        if status is Status.PASS
+        else f"{findings} wrong-region request(s) were served here or sent out of the zone."
+    )
+    return CheckResult(status, findings, summary, evidence)

@@ -341,3 +341,44 @@ def test_fleet_report_merges_verified_regions_and_flags_missing_and_forged_ones(
     assert report["summary"]["verdict"] == "error"
     assert set(report["missing_regions"]) == {"eu-central-1", "us-east-1", "ap-south-1"}
     assert report["rejected"][0]["source"] == str(forged)
+
+
+def _event(**values):
+    from residency.models import ViolationEvent
+
+    defaults = {
+        "region": "eu-west-1",
+        "home_region": "us-east-1",
+        "target_region": "us-east-1",
+        "subject_kind": "org",
+        "subject_hash": "ab" * 16,
+        "method": "GET",
+        "path_template": "api/v1/orgs/<slug:org_slug>",
+        "decision": "redirected",
+        "status": 307,
+    }
+    return ViolationEvent.objects.create(**{**defaults, **values})
+
+
+def test_served_wrong_region_event_is_found(db):
+    _event()
+    _event(decision="unavailable", target_region="", status=503)
+    assert run("RES-07")["RES-07"]["status"] == "pass"
+    served = _event(decision="served", target_region="", status=200)
+    result = run("RES-07")["RES-07"]
+    assert result["status"] == "fail" and result["findings"] == 1
+    assert result["evidence"]["samples"]["served"] == [str(served.pk)]
+
+
+def test_redirect_out_of_the_zone_is_found(db):
+    _event(home_region="eu-central-1", target_region="us-east-1")
+    result = run("RES-07")["RES-07"]
+    assert result["status"] == "fail"
+    assert result["evidence"]["counts"]["events.redirected_out_of_zone"] == 1
+
+
+def test_personal_data_in_a_violation_event_is_found(db):
+    event = _event(path_template="api/v1/login/dave@example.com")
+    result = run("RES-06", log_paths=())["RES-06"]
+    assert result["status"] == "fail"
+    assert result["evidence"]["samples"]["residency.violationevent"] == [str(event.pk)]
