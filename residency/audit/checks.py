@@ -629,7 +629,10 @@ def check_wrong_region_outcomes(context: AuditContext) -> CheckResult:
     served = [r[0] for r in _fetch(served_sql)]
     evidence.queries.append(served_sql)
     # Redirects whose target is not in the home region's zone.
-    pairs_sql = f"SELECT home_region, target_region, count(*) FROM {table} WHERE decision = 'redirected' GROUP BY 1, 2"  # noqa: S608
+    pairs_sql = (
+        f"SELECT home_region, target_region, count(*) FROM {table} "  # noqa: S608
+        "WHERE decision = 'redirected' GROUP BY 1, 2"
+    )
     evidence.queries.append(pairs_sql)
     out_of_zone = 0
     for home, target, count in _fetch(pairs_sql):
