@@ -240,6 +240,12 @@ def _operation_responses(path: str, method: str, operation: dict[str, Any]) -> d
     return needed
 
 
+def public_endpoints_only(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list[tuple[Any, ...]]:
+    """Preprocessing hook: the public schema covers ``/api/v1/``; ``/internal/`` (inter-region,
+    operator) endpoints are signed or token-guarded and documented with their packages."""
+    return [endpoint for endpoint in endpoints if str(endpoint[0]).startswith("/api/v1/")]
+
+
 def add_common_responses(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
