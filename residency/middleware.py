@@ -70,13 +70,14 @@ def _respond(request: HttpRequest, subject: Subject, decision: Decision, home_re
         decision=decision.outcome.value,
         status=response.status_code,
     )
-    logger.info(
-        "residency: wrong-region request %s (%s -> %s)",
-        record.decision,
-        record.region,
-        record.home_region,
-        extra={"residency": record.log_fields()},
-    )
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "residency: wrong-region request %s (%s -> %s)",
+            record.decision,
+            record.region,
+            record.home_region,
+            extra={"residency": record.log_fields()},
+        )
     # Stored once the response has been handed to the server, off the client's latency.
     cast(Any, response)._resource_closers.append(lambda: violation_event_record(record=record))
     return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import logging
 from dataclasses import asdict, dataclass
@@ -108,8 +109,11 @@ class ViolationRecord:
 
 def violation_event_record(*, record: ViolationRecord) -> ViolationEvent | None:
     """Store a violation event. Never raises: a lost event is logged, the response already left."""
+    # Inside a caller's transaction a savepoint keeps a failure from breaking it;
+    # otherwise one autocommit INSERT (no BEGIN/COMMIT round trips).
+    in_transaction = transaction.get_connection().in_atomic_block
     try:
-        with transaction.atomic():
+        with transaction.atomic() if in_transaction else contextlib.nullcontext():
             return ViolationEvent.objects.create(
                 region=record.region,
                 home_region=record.home_region,

@@ -15,13 +15,12 @@ never logged; violation events store a keyed hash of it.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY
@@ -32,8 +31,9 @@ from django.http.request import RawPostDataException
 from regions.selectors import get_registry
 from residency.login_keys import login_key
 from residency.selectors import directory_lookup
+from saas.tokens import TOKEN_PREFIX, token_home_region
 
-TOKEN_PREFIX = "sk_"  # noqa: S105 - the public prefix of API tokens, not a secret
+_TOKEN_START = f"{TOKEN_PREFIX}_"
 _AUTH_SCHEMES = ("bearer", "token")
 _MAX_EMAIL_LENGTH = 254
 
@@ -56,25 +56,9 @@ class Subject:
         return hmac.new(secret, f"{self.kind}:{self.key}".encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def _parse_token_region(raw: str) -> str | None:
-    parts = raw.split("_", 2)
-    if len(parts) != 3 or not raw.startswith(TOKEN_PREFIX) or not parts[1] or not parts[2]:
-        return None
-    return parts[1]
-
-
-@functools.cache
-def _token_parser() -> Callable[[str], str | None]:
-    try:
-        from saas.tokens import token_home_region as parse  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:  # until the API package provides it (same format, docs/decisions/0003)
-        return _parse_token_region
-    return cast(Callable[[str], "str | None"], parse)
-
-
-def token_home_region(raw: str) -> str | None:
-    """The region named by a self-describing API token, if the registry knows it."""
-    region = _token_parser()(raw)
+def token_region(raw: str) -> str | None:
+    """The region named by a self-describing API token, if the registry lists it."""
+    region = token_home_region(raw)
     return region if region is not None and region in get_registry().regions else None
 
 
@@ -84,7 +68,7 @@ def _bearer_token(request: HttpRequest) -> str | None:
         return None
     scheme, _, credentials = str(header).partition(" ")
     credentials = credentials.strip()
-    if scheme.lower() not in _AUTH_SCHEMES or not credentials.startswith(TOKEN_PREFIX):
+    if scheme.lower() not in _AUTH_SCHEMES or not credentials.startswith(_TOKEN_START):
         return None
     return credentials
 
@@ -131,7 +115,7 @@ def find_subject(
             return Subject("user", str(session_user))
     token = _bearer_token(request)
     if token is not None:
-        region = token_home_region(token)
+        region = token_region(token)
         if region is not None:
             return Subject("token", region)
     if request.method == "POST" and request.path_info.rstrip("/") in logins:

@@ -241,6 +241,8 @@ DIRECTORY_SECRET = env.str("DIRECTORY_SECRET", "dev-directory-secret-change-me")
 RESIDENCY_DIRECTORY_LOCAL_TTL = env.float("RESIDENCY_DIRECTORY_LOCAL_TTL", 60.0)
 RESIDENCY_DIRECTORY_REDIS_TTL = env.float("RESIDENCY_DIRECTORY_REDIS_TTL", 600.0)
 RESIDENCY_DIRECTORY_MISSING_TTL = env.float("RESIDENCY_DIRECTORY_MISSING_TTL", 60.0)
+# Seconds a process keeps a peer's health (from the peer health cache) before asking Redis again.
+RESIDENCY_PEER_HEALTH_LOCAL_TTL = env.float("RESIDENCY_PEER_HEALTH_LOCAL_TTL", 2.0)
 # Retry-After (seconds) of the 503 answered when a subject's home region is down.
 RESIDENCY_RETRY_AFTER_SECONDS = env.int("RESIDENCY_RETRY_AFTER_SECONDS", 30)
 # Paths the residency middleware never redirects (probes, signed inter-region calls, the admin).

@@ -228,6 +228,7 @@ def test_a_directory_entry_naming_an_unknown_region_is_never_followed(entries, a
 
 def test_home_region_down_is_a_503_with_retry_after_never_a_redirect(entries, settings):
     settings.RESIDENCY_RETRY_AFTER_SECONDS = 17
+    settings.RESIDENCY_PEER_HEALTH_LOCAL_TTL = 0  # read the peer health cache on every request
     peer_status_record(code="us-east-1", healthy=False, detail="503 from /health/ready")
     try:
         response = Client().post("/api/v1/orgs/acme-us/projects", data={"a": "1"})
