@@ -78,3 +78,28 @@ RATE_LIMIT_BACKEND_ERROR = Counter(
     "Rate limit checks that could not reach Redis, by the policy applied (open/closed).",
     ["region", "policy"],
 )
+
+# --- Requests, tasks, health (regions.observability, regions.health) -------------------
+HTTP_REQUEST_DURATION = Histogram(
+    "saas_http_request_duration_seconds",
+    "Request latency by route template (URL pattern, never the raw path), method and status.",
+    ["region", "route", "method", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+CELERY_TASKS = Counter(
+    "saas_celery_tasks_total",
+    "Celery task outcomes (succeeded, failed, retried, revoked, rejected, internal_error) by task name.",
+    ["region", "task", "outcome"],
+)
+CELERY_TASK_DURATION = Histogram(
+    "saas_celery_task_duration_seconds",
+    "Celery task run time by task name (from task_prerun to task_postrun).",
+    ["region", "task"],
+    buckets=(0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0),
+)
+HEALTH_CHECK_UP = Gauge(
+    "saas_health_check_up",
+    "1 when the latest run of a readiness or startup check passed (0.5 when it warned), 0 when it failed.",
+    ["region", "probe", "check"],
+    multiprocess_mode="mostrecent",
+)

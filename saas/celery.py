@@ -7,6 +7,8 @@ from typing import Any
 
 from celery import Celery, signals
 
+import regions.observability.celery  # noqa: F401  (request id in task headers, task metrics, worker logs)
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.base")
 
 app = Celery("saas")

@@ -12,6 +12,7 @@ import os
 
 import django_stubs_ext
 
+from regions.observability.logs import logging_config
 from settings.env import BASE_DIR, Env
 from settings.region import region_settings
 
@@ -84,6 +85,7 @@ INSTALLED_APPS = [
 #   6. rate limits
 #   7. CSRF, authentication, messages, clickjacking
 MIDDLEWARE = [
+    "regions.observability.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -165,15 +167,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE: dict[str, dict[str, object]] = {}
 
 # --- Logging ------------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
-}
+# JSON lines on stderr with region, request id, route and task context
+# (regions/observability/logs.py); LOG_FORMAT=plain for reading at a terminal.
+LOG_LEVEL = env.str("LOG_LEVEL", "INFO")
+LOG_FORMAT = env.str("LOG_FORMAT", "json")
+LOGGING = logging_config(level=LOG_LEVEL, fmt=LOG_FORMAT)
 
 # --- API: DRF, OpenAPI, idempotency, rate limits (saas) ----------------------------
 REST_FRAMEWORK = {
@@ -261,3 +259,17 @@ AUDIT_REDIS_SCAN_LIMIT = env.int("AUDIT_REDIS_SCAN_LIMIT", 200_000)
 # --- Replication, inter-region calls, peer health (regions) ------------------------
 
 # --- Health, metrics, logs (regions) ---------------------------------------------------
+# Replica lag limits shared by the read router and readiness (docs/decisions/0003).
+# Defined here until the router's section owns them.
+ROUTING_MAX_REPLICA_LAG_BYTES = env.int("ROUTING_MAX_REPLICA_LAG_BYTES", 16 * 1024 * 1024)
+ROUTING_MAX_REPLICA_LAG_SECONDS = env.float("ROUTING_MAX_REPLICA_LAG_SECONDS", 10.0)
+# Budget of each readiness/startup check (connect + query); checks run concurrently.
+HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", 2.0)
+# A broker slower than this to connect makes readiness "degraded".
+HEALTH_BROKER_SLOW_SECONDS = env.float("HEALTH_BROKER_SLOW_SECONDS", 0.5)
+# /internal/metrics: every configured guard must pass (regions/observability/exposition.py).
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", ["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = env.optional("METRICS_TOKEN")
+# Celery workers serve the same endpoint from the parent process when a port is set.
+CELERY_METRICS_PORT = env.int("CELERY_METRICS_PORT", 0)
+CELERY_METRICS_ADDR = env.str("CELERY_METRICS_ADDR", "0.0.0.0")  # noqa: S104 - guarded by the allowlist/token

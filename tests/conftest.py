@@ -20,11 +20,14 @@ import sys
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
+from typing import Any
 
 import pytest
 from django.core.management import call_command
 
 from tests.harness.acting import acting_as
+from tests.harness.pii_guard import GUARD as PII_GUARD
+from tests.harness.pii_guard import user_post_init
 from tests.harness.procs import ManagedProcess, wait_until
 from tests.harness.stack import HARNESS_REGIONS, REPO_ROOT, Harness, RegionStack, harness_session
 
@@ -36,6 +39,37 @@ def harness() -> Iterator[Harness]:
     with harness_session() as started:
         sys.stderr.write(f"\n[harness] up in {started.started_in:.1f}s: {describe(started)}\n")
         yield started
+        # Before the harness removes them: the child processes' logs (PII guard).
+        PII_GUARD.scan_files(started.root.rglob("*.log"))
+
+
+# --- PII guard: no log line of the session contains a test user's email ------------------
+# (tests/harness/pii_guard.py) It fails the run, after every test has passed, if one does.
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from django.contrib.auth import get_user_model
+    from django.db.models.signals import post_init
+
+    post_init.connect(user_post_init, sender=get_user_model(), weak=False)
+    PII_GUARD.install()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    leaks = PII_GUARD.finish()
+    if (leaks or PII_GUARD.problems) and session.exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    write = terminalreporter.write_line
+    write(PII_GUARD.summary())
+    for problem in PII_GUARD.problems:
+        write(f"[pii-guard] GUARD BROKEN: {problem}", red=True)
+    for leak in PII_GUARD.finish_leaks:
+        write(f"[pii-guard] LEAK {leak}", red=True)
+    for leak in PII_GUARD.masked():
+        write(f"[pii-guard] kept out by the log formatter (never written): {leak}", yellow=True)
 
 
 def describe(harness: Harness) -> str:
@@ -81,7 +115,7 @@ def multi_region_db(transactional_db: None, harness: Harness) -> Iterator[None]:
 
 @pytest.fixture
 def celery_worker(harness: Harness, django_db_setup: None) -> Iterator[Callable[..., ManagedProcess]]:
-    """Start real Celery worker processes: ``celery_worker("eu-west-1")``.
+    """Start real Celery worker processes: ``celery_worker("eu-west-1", CELERY_METRICS_PORT="9000")``.
 
     The region's broker queue is purged first, so messages left by earlier
     tests are not consumed. Every worker is stopped by PID afterwards.
@@ -89,7 +123,7 @@ def celery_worker(harness: Harness, django_db_setup: None) -> Iterator[Callable[
     workers: list[ManagedProcess] = []
 
     def start(
-        code: str = DEFAULT_REGION, *, concurrency: int = 1, queues: str | None = None
+        code: str = DEFAULT_REGION, *, concurrency: int = 1, queues: str | None = None, **extra_env: str
     ) -> ManagedProcess:
         stack = harness.region(code)
         stack.redis.client(1).flushdb()
@@ -112,7 +146,11 @@ def celery_worker(harness: Harness, django_db_setup: None) -> Iterator[Callable[
         if queues:
             argv.append(f"--queues={queues}")
         worker = ManagedProcess(
-            name=f"{code}-worker", argv=argv, log_path=log, env=stack.process_env(), cwd=REPO_ROOT
+            name=f"{code}-worker",
+            argv=argv,
+            log_path=log,
+            env={**stack.process_env(), **extra_env},
+            cwd=REPO_ROOT,
         )
         worker.start()
         workers.append(worker)

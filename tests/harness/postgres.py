@@ -66,6 +66,9 @@ shared_buffers = '32MB'
 autovacuum = off
 log_min_messages = warning
 log_min_error_statement = panic
+# An error's DETAIL quotes key values (a duplicate email, say): keep them out of
+# the server log, as production's parameter group must (PII guard, tests/harness/pii_guard.py).
+log_error_verbosity = terse
 """
 
 

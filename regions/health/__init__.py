@@ -1,0 +1,1 @@
+"""Health probes: ``/health/live``, ``/health/ready``, ``/health/startup`` (see regions/README.md)."""
