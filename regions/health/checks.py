@@ -150,8 +150,9 @@ class Replica(ProbeCheck):
 class RegionRedis(Redis):
     """The region's Redis answers PING (library check) with our criticality and report name.
 
-    Critical when rate limits fail closed (``RATE_LIMIT_FAIL_OPEN`` false), or
-    when that policy is not configured: then a Redis outage refuses requests.
+    Critical when a rate limit tier fails closed (not in
+    ``RATE_LIMIT_FAIL_OPEN_TIERS``), or when no policy is configured: then a
+    Redis outage refuses requests.
     """
 
     critical: bool = dataclasses.field(default_factory=lambda: redis_critical(), repr=False)
@@ -164,8 +165,15 @@ class RegionRedis(Redis):
 
 
 def redis_critical() -> bool:
-    fail_open = getattr(settings, "RATE_LIMIT_FAIL_OPEN", None)
-    return fail_open is None or not bool(fail_open)
+    """Whether losing Redis refuses requests: some rate limit tier fails closed (saas/ratelimit.py).
+
+    Without a rate limit configuration the policy is unknown, so Redis counts as critical.
+    """
+    tiers = getattr(settings, "RATE_LIMIT_TIERS", None)
+    if not tiers:
+        return True
+    fail_open = set(getattr(settings, "RATE_LIMIT_FAIL_OPEN_TIERS", ()))
+    return any(name not in fail_open for name in tiers)
 
 
 def redis_client_factory(url: str, timeout: float) -> redis.asyncio.Redis:

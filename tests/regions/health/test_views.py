@@ -127,7 +127,10 @@ def test_redis_is_critical_unless_rate_limits_fail_open(client, harness, as_regi
         us.redis.stop()
         try:
             closed_status, closed = probe(client)
-            with override_settings(RATE_LIMIT_FAIL_OPEN=True):
+            with override_settings(
+                RATE_LIMIT_TIERS={"free": "10/60", "critical": "10/60"},
+                RATE_LIMIT_FAIL_OPEN_TIERS=["free", "critical"],
+            ):
                 open_status, opened = probe(client)
         finally:
             us.redis.restart()
