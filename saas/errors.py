@@ -35,7 +35,7 @@ class LastOwner(Conflict):
 
 
 class CrossRegionMembership(Conflict):
-    """A user homed in another region than the organization (docs/decisions/0004)."""
+    """A user homed in another region than the organization (docs/decisions/0006)."""
 
     code = "cross_region_membership"
     title = "Cross-region membership is not supported"

@@ -11,7 +11,7 @@ Slot 1 of the middleware order (docs/decisions/0003). For every request it
 3. writes one access log line (method, route, status, duration, user id).
 
 Probes and the metrics endpoint (``/health/*``, ``/internal/metrics``) are
-answered here, without the rest of the stack (docs/decisions/0004): load
+answered here, without the rest of the stack (docs/decisions/0006): load
 balancers and the kubelet send the node's or pod's IP as ``Host``, which
 ``ALLOWED_HOSTS`` rightly refuses, and a probe must never be redirected by
 residency, rate limited or touch a session.
