@@ -243,6 +243,12 @@ RESIDENCY_DIRECTORY_MISSING_TTL = env.float("RESIDENCY_DIRECTORY_MISSING_TTL", 6
 RESIDENCY_PEER_HEALTH_LOCAL_TTL = env.float("RESIDENCY_PEER_HEALTH_LOCAL_TTL", 2.0)
 # Retry-After (seconds) of the 503 answered when a subject's home region is down.
 RESIDENCY_RETRY_AFTER_SECONDS = env.int("RESIDENCY_RETRY_AFTER_SECONDS", 30)
+# Violation events older than this are deleted daily (keep longer than the audit period).
+RESIDENCY_VIOLATION_RETENTION_DAYS = env.int("RESIDENCY_VIOLATION_RETENTION_DAYS", 400)
+CELERY_BEAT_SCHEDULE["residency.violation_events_prune"] = {
+    "task": "residency.violation_events_prune",
+    "schedule": 24 * 3600.0,
+}
 # Paths the residency middleware never redirects (probes, signed inter-region calls, the admin).
 RESIDENCY_EXEMPT_PATH_PREFIXES = ("/health/", "/internal/", "/admin/", "/static/")
 # Endpoints whose subject is the login key of the posted email.

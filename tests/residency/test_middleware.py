@@ -17,6 +17,7 @@ from django.test import Client
 
 from regions.peer_health import peer_status_record
 from regions.selectors import get_registry
+from residency.cache import directory_cache_clear
 from residency.login_keys import login_key
 from residency.models import DirectoryEntry, ViolationEvent
 from residency.services import directory_entry_apply_remote
@@ -47,6 +48,10 @@ def us_origin() -> str:
 
 @pytest.fixture
 def entries(as_region, multi_region_db):
+    # The directory cache outlives a database flush: start from an empty one.
+    for code in ("eu-west-1", "us-east-1"):
+        with as_region(code):
+            directory_cache_clear()
     put_everywhere(as_region, "org", "acme-us", "us-east-1")
     put_everywhere(as_region, "org", "acme-eu", "eu-west-1")
     put_everywhere(as_region, "user", str(US_USER_ID), "us-east-1")
@@ -205,6 +210,13 @@ def test_forged_host_headers_never_change_the_target(entries, extra):
     assert location.query == "next=https://evil.example/&redirect=//evil.example"
 
 
+def test_even_a_trusted_forwarded_host_does_not_choose_the_target(entries, settings):
+    settings.USE_X_FORWARDED_HOST = True
+    response = Client().get("/api/v1/orgs/acme-us/projects", HTTP_X_FORWARDED_HOST="127.0.0.1:9")
+    assert response.status_code == 307
+    assert response["Location"] == f"{us_origin()}/api/v1/orgs/acme-us/projects"
+
+
 def test_a_host_outside_allowed_hosts_is_refused_not_redirected(entries):
     response = Client().get("/api/v1/orgs/acme-us/projects", HTTP_HOST="evil.example")
     assert response.status_code == 400
@@ -266,3 +278,22 @@ def test_violation_events_hold_no_personal_data(entries, as_region):
         assert len(event.subject_hash) == 32
     # The same subject always hashes the same, so events correlate without revealing it.
     assert events[1].subject_hash == events[2].subject_hash != events[0].subject_hash
+
+
+def test_old_violation_events_are_pruned_daily(entries, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from residency.tasks import prune_violation_events
+
+    Client().get("/api/v1/orgs/acme-us/projects")
+    Client().get(f"/api/v1/users/{US_USER_ID}")
+    old = ViolationEvent.objects.filter(subject_kind="org")
+    old.update(
+        occurred_at=timezone.now() - timedelta(days=settings.RESIDENCY_VIOLATION_RETENTION_DAYS, hours=1)
+    )
+    assert prune_violation_events() == 1
+    assert list(ViolationEvent.objects.values_list("subject_kind", flat=True)) == ["user"]
+    entry = settings.CELERY_BEAT_SCHEDULE["residency.violation_events_prune"]
+    assert entry["task"] == prune_violation_events.name and entry["schedule"] <= 24 * 3600
