@@ -229,6 +229,10 @@ CELERY_BEAT_SCHEDULE["saas.idempotency_records_purge"] = {
 }
 
 # --- Read/write routing (regions) ---------------------------------------------------
+# Replica lag limits shared by the read router and readiness (docs/decisions/0003).
+# Put here by readiness (issue 7) before the router landed; the router owns them.
+ROUTING_MAX_REPLICA_LAG_BYTES = env.int("ROUTING_MAX_REPLICA_LAG_BYTES", 16 * 1024 * 1024)
+ROUTING_MAX_REPLICA_LAG_SECONDS = env.float("ROUTING_MAX_REPLICA_LAG_SECONDS", 10.0)
 
 # --- Residency (residency) -------------------------------------------------------------
 # Key of the pseudonymous login keys (HMAC of the normalized email). Shared by
@@ -265,10 +269,6 @@ AUDIT_REDIS_SCAN_LIMIT = env.int("AUDIT_REDIS_SCAN_LIMIT", 200_000)
 # --- Replication, inter-region calls, peer health (regions) ------------------------
 
 # --- Health, metrics, logs (regions) ---------------------------------------------------
-# Replica lag limits shared by the read router and readiness (docs/decisions/0003).
-# Defined here until the router's section owns them.
-ROUTING_MAX_REPLICA_LAG_BYTES = env.int("ROUTING_MAX_REPLICA_LAG_BYTES", 16 * 1024 * 1024)
-ROUTING_MAX_REPLICA_LAG_SECONDS = env.float("ROUTING_MAX_REPLICA_LAG_SECONDS", 10.0)
 # Budget of each readiness/startup check (connect + query); checks run concurrently.
 HEALTH_CHECK_TIMEOUT = env.float("HEALTH_CHECK_TIMEOUT", 2.0)
 # A broker slower than this to connect makes readiness "degraded".

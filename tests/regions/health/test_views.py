@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.management import call_command
 from django.test import Client, override_settings
 
@@ -68,7 +69,7 @@ def test_ready_lists_every_dependency_with_status_duration_and_criticality(clien
         assert isinstance(entry["duration_ms"], float)
         assert "message" not in entry
     for name in ("replica_1", "replica_2"):
-        assert by_name[name]["max_lag_bytes"] == 16 * 1024 * 1024
+        assert by_name[name]["max_lag_bytes"] == settings.ROUTING_MAX_REPLICA_LAG_BYTES
         assert by_name[name]["lag_reference"] == "primary"
 
 
