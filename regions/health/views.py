@@ -111,13 +111,16 @@ class ReadinessView(ProbeView):
 
 
 class StartupView(ProbeView):
-    """The process may start taking probes: registry valid, migrations applied."""
+    """The process may start taking probes: registry valid, migrations applied, write guard whole."""
 
     probe = "startup"
 
     def get_checks(self) -> Iterator[Any]:
+        from residency.health import WriteGuard
+
         yield checks.Registry()
         yield checks.Migrations()
+        yield WriteGuard()
 
 
 ready = ReadinessView.as_view()
