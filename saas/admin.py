@@ -135,8 +135,8 @@ class ApiTokenAdmin(NoAddAdmin):
 
 @admin.register(IdempotencyRecord)
 class IdempotencyRecordAdmin(NoAddAdmin):
-    list_display = ("id", "client", "method", "route", "state", "response_status", "created_at")
-    list_filter = ("state", "method", "response_status", "created_at")
+    list_display = ("id", "client", "method", "route", "response_status", "created_at")
+    list_filter = ("method", "response_status", "created_at")
     search_fields = ("client", "route", "id")
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:

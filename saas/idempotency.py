@@ -7,42 +7,51 @@ Protocol (``saas.api.base.ApiView`` drives it):
 2. The key is scoped to (client, method, route): the client is the API token,
    else the session user, else a keyed hash of the client IP. The request body
    is fingerprinted (SHA-256 of canonical JSON, or of the raw bytes).
-3. **Claim**: an ``in_flight`` record is inserted and committed on the region
-   primary, with a lease (``IDEMPOTENCY_LEASE_SECONDS``, on the database clock).
-   - same scope, other fingerprint → ``422 idempotency_key_reused``;
-   - same scope, completed → the stored status, headers and body are replayed
-     with ``Idempotent-Replayed: true``;
-   - same scope, in flight with a live lease → ``409 idempotency_request_in_flight``
-     with ``Retry-After``;
-   - same scope, in flight with an expired lease (the first request crashed)
-     → this request takes the claim over with a new lease token.
-4. **Effect**: the view runs inside one transaction that ends by storing the
-   response in the record (only if the lease token is still ours). Effect and
-   record commit together or not at all, so exactly one effect happens.
+3. **Claim** (fast path for concurrent duplicates): ``SET idem:<scope> <token> NX PX <lease>``
+   in the region's Redis. When another request holds it, the record is looked up:
+   - completed with another fingerprint → ``422 idempotency_key_reused``;
+   - completed → its status, headers and body are replayed with ``Idempotent-Replayed: true``;
+   - not there yet → ``409 idempotency_request_in_flight`` with ``Retry-After``.
+   A claim left by a crashed request expires with its lease (``IDEMPOTENCY_LEASE_SECONDS``).
+4. **Effect and record, one transaction** on the region primary: the view runs,
+   then the response is inserted as the record with ``ON CONFLICT (scope_hash)
+   DO NOTHING``. The unique scope is what guarantees exactly one effect: if a
+   record already exists (a request that outlived its lease, or ran while Redis
+   was down), this transaction is rolled back and the stored response is
+   replayed (or 422 on another fingerprint). A concurrent insert of the same
+   scope waits for the other transaction and then conflicts.
 5. Not stored (the claim is released so the client can correct and retry with
    the same key): 400, 413 and 415 (the request never started executing, as
    Stripe does for failed parameter validation) and every 5xx or crash.
 6. Records are kept ``IDEMPOTENCY_RETENTION_HOURS`` (at least 24) and then
    deleted by the periodic task ``saas.idempotency_records_purge``.
+
+Without Redis (down, or the embedded mode) there is no claim: duplicates are
+still applied once (step 4); a concurrent duplicate waits instead of getting 409.
+The outage is logged.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+import redis
 from django.conf import settings
-from django.db import IntegrityError, router, transaction
-from django.db.models.functions import Now
+from django.db import connections, router
 from django.http import HttpResponse
 from django.utils import timezone
 
+from regions.redis import region_redis
 from saas.errors import IdempotencyKeyInvalid, IdempotencyKeyReused, IdempotencyRequestInFlight
 from saas.models import IdempotencyRecord
+
+logger = logging.getLogger(__name__)
 
 HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
@@ -89,8 +98,13 @@ def scope_hash(*, client: str, method: str, route: str, key: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Claim:
-    record_id: uuid.UUID
-    lease_token: uuid.UUID
+    scope: str
+    client: str
+    method: str
+    route: str
+    fingerprint: str
+    lease_token: str | None
+    """The Redis claim's value, ``None`` when no claim could be taken (Redis unavailable)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,21 +121,13 @@ class StoredResponse:
         return response
 
 
+_CLAIM_KEY = "idem:{scope}"
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
 def _db() -> str:
     """Idempotency records are read where they are written: the region primary."""
     return router.db_for_write(IdempotencyRecord)
-
-
-def _lease() -> timedelta:
-    return timedelta(seconds=settings.IDEMPOTENCY_LEASE_SECONDS)
-
-
-def _stored(record: IdempotencyRecord) -> StoredResponse:
-    return StoredResponse(
-        status=int(record.response_status or 200),
-        body=record.response_body,
-        headers={str(k): str(v) for k, v in (record.response_headers or {}).items()},
-    )
 
 
 def _in_flight() -> IdempotencyRequestInFlight:
@@ -131,77 +137,122 @@ def _in_flight() -> IdempotencyRequestInFlight:
     )
 
 
+def _outcome(record: IdempotencyRecord, fingerprint: str) -> StoredResponse:
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "This Idempotency-Key was used with a different request body; use a new key."
+        )
+    return StoredResponse(
+        status=int(record.response_status),
+        body=record.response_body,
+        headers={str(k): str(v) for k, v in (record.response_headers or {}).items()},
+    )
+
+
+def _find(scope: str) -> IdempotencyRecord | None:
+    return IdempotencyRecord.objects.using(_db()).filter(scope_hash=scope).first()
+
+
+def _redis_failed(exc: Exception) -> None:
+    logger.warning(
+        "idempotency: Redis unavailable (%s); no claim, the unique record still applies the effect once",
+        type(exc).__name__,
+    )
+
+
 def idempotency_begin(
     *, client: str, method: str, route: str, key: str, fingerprint: str
 ) -> Claim | StoredResponse:
-    """Claim the key for this request, or return the response to replay; raises 409/422 errors.
+    """Claim the key for this request, or return the response to replay; raises 409/422 errors."""
+    scope = scope_hash(client=client, method=method, route=route, key=key)
+    token: str | None = uuid.uuid4().hex
+    redis_client = region_redis()
+    acquired = True
+    if redis_client is None:
+        token = None
+    else:
+        try:
+            acquired = bool(
+                redis_client.set(
+                    _CLAIM_KEY.format(scope=scope),
+                    str(token),
+                    nx=True,
+                    px=settings.IDEMPOTENCY_LEASE_SECONDS * 1000,
+                )
+            )
+        except redis.RedisError as exc:
+            _redis_failed(exc)
+            token = None
+    if not acquired:
+        record = _find(scope)
+        if record is None:
+            raise _in_flight()
+        return _outcome(record, fingerprint)
+    return Claim(
+        scope=scope,
+        client=client,
+        method=method,
+        route=route[:300],
+        fingerprint=fingerprint,
+        lease_token=token,
+    )
 
-    Call it outside any transaction: the claim must be committed (visible to
-    concurrent requests) before the effect starts.
+
+def idempotency_complete(*, claim: Claim, response: HttpResponse) -> StoredResponse | None:
+    """Insert the record; call at the end of the effect's transaction.
+
+    Returns ``None`` when stored. When a record of this scope already exists,
+    returns it (or raises 422 for another fingerprint): the caller must roll
+    its transaction back, the effect already happened once.
     """
     db = _db()
-    scope = scope_hash(client=client, method=method, route=route, key=key)
-    lease_token = uuid.uuid4()
-    try:
-        with transaction.atomic(using=db):
-            record = IdempotencyRecord.objects.using(db).create(
-                scope_hash=scope,
-                client=client,
-                method=method,
-                route=route[:300],
-                fingerprint=fingerprint,
-                state=IdempotencyRecord.State.IN_FLIGHT,
-                lease_token=lease_token,
-                lease_expires_at=Now() + _lease(),
-                home_region=settings.REGION,
-            )
-        return Claim(record_id=record.pk, lease_token=lease_token)
-    except IntegrityError:
-        pass
-    for _attempt in range(2):
-        record = IdempotencyRecord.objects.using(db).get(scope_hash=scope)
-        if record.fingerprint != fingerprint:
-            raise IdempotencyKeyReused(
-                "This Idempotency-Key was used with a different request body; use a new key."
-            )
-        if record.state == IdempotencyRecord.State.COMPLETED:
-            return _stored(record)
-        taken = (
-            IdempotencyRecord.objects.using(db)
-            .filter(pk=record.pk, state=IdempotencyRecord.State.IN_FLIGHT, lease_expires_at__lt=Now())
-            .update(lease_token=lease_token, lease_expires_at=Now() + _lease())
-        )
-        if taken:
-            return Claim(record_id=record.pk, lease_token=lease_token)
-        # Still leased, unless it completed between our read and the update: look once more.
-    raise _in_flight()
-
-
-def idempotency_complete(*, claim: Claim, response: HttpResponse) -> None:
-    """Store the response; call inside the effect's transaction. Raises 409 if the lease was lost."""
-    headers = {name: response[name] for name in STORED_RESPONSE_HEADERS if response.has_header(name)}
-    stored = (
-        IdempotencyRecord.objects.using(_db())
-        .filter(pk=claim.record_id, lease_token=claim.lease_token, state=IdempotencyRecord.State.IN_FLIGHT)
-        .update(
-            state=IdempotencyRecord.State.COMPLETED,
-            response_status=response.status_code,
-            response_headers=headers,
-            response_body=response.content.decode("utf-8"),
-            lease_expires_at=None,
-            completed_at=Now(),
-        )
+    values = {
+        "id": uuid.uuid4(),
+        "scope_hash": claim.scope,
+        "client": claim.client,
+        "method": claim.method,
+        "route": claim.route,
+        "fingerprint": claim.fingerprint,
+        "response_status": response.status_code,
+        "response_headers": {n: response[n] for n in STORED_RESPONSE_HEADERS if response.has_header(n)},
+        "response_body": response.content.decode("utf-8"),
+        "home_region": settings.REGION,
+        "created_at": timezone.now(),
+    }
+    connection = connections[db]
+    meta = IdempotencyRecord._meta
+    concrete = {f.name: f for f in meta.concrete_fields}
+    fields = [concrete[name] for name in values]
+    columns = ", ".join(connection.ops.quote_name(f.get_attname_column()[1] or f.name) for f in fields)
+    params = [f.get_db_prep_save(values[f.name], connection) for f in fields]
+    # Identifiers come from the model's metadata, values are parameters. Raw SQL because the
+    # ORM cannot say whether an INSERT ... ON CONFLICT DO NOTHING inserted (without a savepoint).
+    scope_column = connection.ops.quote_name(concrete["scope_hash"].get_attname_column()[1] or "scope_hash")
+    sql = (
+        f"INSERT INTO {connection.ops.quote_name(meta.db_table)} ({columns}) "  # noqa: S608
+        f"VALUES ({', '.join(['%s'] * len(fields))}) "
+        f"ON CONFLICT ({scope_column}) DO NOTHING RETURNING 1"
     )
-    if not stored:
-        # Our lease expired and another request took the claim over: it owns the effect.
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        inserted = cursor.fetchone() is not None
+    if inserted:
+        return None
+    record = _find(claim.scope)
+    if record is None:  # the other transaction rolled back after all: nothing to replay
         raise _in_flight()
+    return _outcome(record, claim.fingerprint)
 
 
 def idempotency_release(*, claim: Claim) -> None:
-    """Drop our claim so the client may retry with the same key."""
-    IdempotencyRecord.objects.using(_db()).filter(
-        pk=claim.record_id, lease_token=claim.lease_token, state=IdempotencyRecord.State.IN_FLIGHT
-    ).delete()
+    """Drop our Redis claim so the client may retry with the same key at once."""
+    redis_client = region_redis()
+    if redis_client is None or claim.lease_token is None:
+        return
+    try:
+        redis_client.eval(_RELEASE, 1, _CLAIM_KEY.format(scope=claim.scope), claim.lease_token)
+    except redis.RedisError as exc:
+        _redis_failed(exc)
 
 
 def is_stored(status: int) -> bool:

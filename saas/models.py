@@ -167,18 +167,15 @@ class ApiToken(models.Model):
 
 
 class IdempotencyRecord(models.Model):
-    """One Idempotency-Key use: a claim while in flight, then the stored response.
+    """The stored response of one Idempotency-Key use (see ``saas/idempotency.py``).
 
     Resident: the response may hold personal data (a document's text), so the
-    record lives in the region primary with the effect it guards and is never
-    replicated. See ``saas/idempotency.py`` for the protocol.
+    record lives in the region primary, is written in the same transaction as
+    the effect it guards, and is never replicated. The unique ``scope_hash``
+    is what makes the effect happen once.
     """
 
     data_class: ClassVar[DataClass] = DataClass.RESIDENT
-
-    class State(models.TextChoices):
-        IN_FLIGHT = "in_flight", "In flight"
-        COMPLETED = "completed", "Completed"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     scope_hash = models.CharField(max_length=64, unique=True)
@@ -189,16 +186,11 @@ class IdempotencyRecord(models.Model):
     route = models.CharField(max_length=300)
     fingerprint = models.CharField(max_length=64)
     """SHA-256 of the request body (canonical JSON when the body is JSON)."""
-    state = models.CharField(max_length=16, choices=State.choices, default=State.IN_FLIGHT)
-    lease_token = models.UUIDField(null=True, blank=True)
-    """Identifies the request holding the claim; a takeover after the lease changes it."""
-    lease_expires_at = models.DateTimeField(null=True, blank=True)
-    response_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    response_status = models.PositiveSmallIntegerField()
     response_headers = models.JSONField(default=dict, blank=True)
     response_body = models.TextField(blank=True)
     home_region = models.CharField(max_length=32, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
-    completed_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"idempotency {self.pk}"

@@ -39,6 +39,13 @@ class _NotStored(Exception):
         self.response = response
 
 
+class _Replay(Exception):
+    """Another request stored this key's record first: roll our effect back, replay theirs."""
+
+    def __init__(self, stored: idempotency.StoredResponse) -> None:
+        self.stored = stored
+
+
 class ApiView(APIView):
     """DRF's ``APIView`` with the API's policies.
 
@@ -108,10 +115,14 @@ class ApiView(APIView):
                     response.render()
                 if not idempotency.is_stored(response.status_code):
                     raise _NotStored(response)
-                idempotency.idempotency_complete(claim=outcome, response=response)
+                earlier = idempotency.idempotency_complete(claim=outcome, response=response)
+                if earlier is not None:
+                    raise _Replay(earlier)
         except _NotStored as not_stored:
             idempotency.idempotency_release(claim=outcome)
             return not_stored.response
+        except _Replay as replay:
+            return replay.stored.replay()
         except Exception as exc:
             idempotency.idempotency_release(claim=outcome)
             response = self.finalize_response(request, self.handle_exception(exc), *args, **kwargs)

@@ -142,16 +142,15 @@ def test_errors_of_an_executed_request_are_stored_and_replayed(acme):
     assert again.status_code == 409 and again["Idempotent-Replayed"] == "true"
 
 
-def test_a_claim_in_flight_answers_409_then_expires_after_its_lease(acme, settings):
+def test_a_claim_in_flight_answers_409_then_expires_after_its_lease(acme, harness):
     client, idem = acme.client("member"), key()
+    body = b'{"project": "%s", "title": "Minutes", "body": "text"}' % str(acme.project.pk).encode()
     claim = idempotency.idempotency_begin(
         client=f"token:{acme_token_id(acme, 'member')}",
         method="POST",
         route=f"/api/v1/orgs/{acme.slug}/documents",
         key=idem.strip('"'),
-        fingerprint=idempotency.fingerprint(
-            b'{"project": "%s", "title": "Minutes", "body": "text"}' % str(acme.project.pk).encode()
-        ),
+        fingerprint=idempotency.fingerprint(body),
     )
     assert isinstance(claim, idempotency.Claim)  # a request that then crashed: never completed
     in_flight = create_doc(client, acme, idem)
@@ -159,16 +158,38 @@ def test_a_claim_in_flight_answers_409_then_expires_after_its_lease(acme, settin
     assert in_flight.json()["code"] == "idempotency_request_in_flight"
     assert int(in_flight["Retry-After"]) >= 1
     assert not Document.objects.filter(title="Minutes").exists()
-    # The lease runs out (on the database clock): the retry takes the claim over.
-    IdempotencyRecord.objects.filter(pk=claim.record_id).update(
-        lease_expires_at=timezone.now() - timedelta(seconds=1)
-    )
+    # The lease runs out (Redis expires the claim): the retry takes over.
+    redis = harness.region("eu-west-1").redis.client(0)
+    claim_key = f"idem:{claim.scope}"
+    assert 0 < redis.pttl(claim_key) <= 60_000
+    redis.pexpire(claim_key, 1)
+    wait_until(lambda: not redis.exists(claim_key), timeout=10, what="the lease to expire")
     taken_over = create_doc(client, acme, idem)
     assert taken_over.status_code == 201
     assert Document.objects.filter(title="Minutes").count() == 1
-    # The crashed request's late completion cannot store over the new owner.
-    with pytest.raises(Exception, match="still being processed"):
-        idempotency.idempotency_complete(claim=claim, response=taken_over)
+    # A late completion of the crashed request finds the record: it must roll back and replay.
+    earlier = idempotency.idempotency_complete(claim=claim, response=taken_over)
+    assert earlier is not None and earlier.status == 201 and earlier.body == taken_over.content.decode()
+
+
+def test_without_redis_the_unique_record_still_applies_the_effect_once(acme, harness, caplog):
+    from saas.models import ApiToken
+
+    ApiToken.objects.filter(organization=acme.org).update(tier="critical")  # served while Redis is down
+    client, idem = acme.client("member"), key()
+    redis = harness.region("eu-west-1").redis
+    redis.stop()
+    try:
+        first = create_doc(client, acme, idem)
+        again = create_doc(client, acme, idem)
+        other = create_doc(client, acme, idem, title="Other")
+    finally:
+        redis.restart()
+    assert first.status_code == 201 and not first.has_header("Idempotent-Replayed")
+    assert again.status_code == 201 and again["Idempotent-Replayed"] == "true"
+    assert other.status_code == 422
+    assert Document.objects.filter(title="Minutes").count() == 1
+    assert any("idempotency: Redis unavailable" in r.getMessage() for r in caplog.records)
 
 
 def acme_token_id(org, role: str) -> uuid.UUID:
@@ -180,7 +201,7 @@ def acme_token_id(org, role: str) -> uuid.UUID:
 def test_records_live_in_the_primary_and_are_purged_after_the_retention(acme, settings):
     create_doc(acme.client("member"), acme, key())
     record = IdempotencyRecord.objects.get()
-    assert record.state == "completed" and record.response_status == 201
+    assert record.response_status == 201 and '"title":"Minutes"' in record.response_body
     assert record.home_region == settings.REGION
     assert "127.0.0.1" not in record.client
     assert purge_idempotency_records() == 0  # younger than 24 h: kept

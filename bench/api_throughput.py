@@ -1,0 +1,327 @@
+"""API throughput: document read and create through the full stack vs the same view on bare DRF.
+
+Starts its own PostgreSQL primary with one streaming replica and a Redis on
+loopback (tests/harness), migrates, seeds one organization, token, project and
+document through the services, then runs two gunicorn servers side by side:
+
+- **full**: ``settings.production`` (DEBUG off), every middleware on (security,
+  sessions, residency, rate limits with the Lua script on Redis, CSRF, auth,
+  ...), our views (membership and role lookup, 413 guard) and, for create, an
+  ``Idempotency-Key`` per request (claim + record in the same transaction);
+- **bare**: the same settings with ``MIDDLEWARE = []`` and plain DRF generic
+  views over the same model, serializer and token authentication
+  (``bench/api_bare_settings.py``, ``bench/api_bare_urls.py``).
+
+wrk drives each (read, create) x (full, bare) pair alternately, ``rounds``
+times, and the median of the rounds is reported with p50/p99 latency.
+Targets: read ratio >= 0.90, create ratio >= 0.75 (full / bare throughput).
+
+    .venv/bin/python -m bench.api_throughput            # 3 rounds of 10 s per pair
+    .venv/bin/python -m bench.api_throughput --quick    # 1 round of 4 s per pair
+
+Needs ``wrk``: installed with ``apt-get install -y wrk`` when missing and
+running as root on Debian; otherwise the benchmark says so and stops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.common import Row, format_table, save
+
+NAME = "api_throughput"
+REPO = Path(__file__).resolve().parents[1]
+CONNECTIONS = 8
+WRK_THREADS = 2
+GUNICORN_WORKERS = 2
+
+_SCRIPT = """
+local counter = 0
+local thread_id = 0
+local threads = {}
+function setup(thread)
+  thread_id = thread_id + 1
+  thread:set("tid", thread_id)
+  table.insert(threads, thread)
+end
+local function headers(extra)
+  -- wrk.format uses the given table instead of wrk.headers: always pass every header.
+  local all = {
+    ["Authorization"] = "Bearer %(token)s",
+    ["X-Forwarded-Proto"] = "https",
+    ["Content-Type"] = "application/json",
+  }
+  for name, value in pairs(extra) do all[name] = value end
+  return all
+end
+function request()
+  if "%(method)s" == "GET" then
+    return wrk.format("GET", "%(path)s", headers({}))
+  end
+  counter = counter + 1
+  local key = string.format('"%(run)s-%%s-%%d"', tid, counter)
+  return wrk.format("POST", "%(path)s", headers({["Idempotency-Key"] = key}), '%(body)s')
+end
+function done(summary, latency, requests)
+  local bad = summary.errors.status + summary.errors.connect + summary.errors.read
+    + summary.errors.write + summary.errors.timeout
+  io.write(string.format(
+    'RESULT {"requests": %%d, "seconds": %%f, "errors": %%d, "p50_ms": %%f, "p99_ms": %%f}\\n',
+    summary.requests, summary.duration / 1e6, bad,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000))
+end
+"""
+
+
+@dataclass
+class Sample:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def ensure_wrk() -> str:
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is missing: installing it with apt-get ...", file=sys.stderr)
+        subprocess.run(["apt-get", "update", "-qq"], check=False, timeout=300)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, timeout=300)
+        found = shutil.which("wrk")
+    if not found:
+        raise SystemExit("This benchmark needs wrk: install it with `apt-get install wrk` (Debian/Ubuntu).")
+    return found
+
+
+def seed() -> dict[str, str]:
+    """One organization with a critical-tier token, a project and a document (through the services)."""
+    from saas import services
+    from saas.models import ApiToken, Membership
+
+    owner = services.user_create(email="bench@example.test", password="bench-password-0123456789")  # noqa: S106
+    org = services.organization_create(name="Bench", slug="bench", owner=owner)
+    actor = Membership.objects.select_related("organization", "user").get(organization=org, user=owner)
+    project = services.project_create(actor=actor, name="bench")
+    document = services.document_create(actor=actor, project=project, title="Bench", body="x" * 2000)
+    token, new = services.api_token_create(actor=actor, name="bench")
+    ApiToken.objects.filter(pk=token.pk).update(tier=ApiToken.Tier.CRITICAL)
+    return {"token": new.raw, "slug": org.slug, "project": str(project.pk), "document": str(document.pk)}
+
+
+def start_server(name: str, port: int, env: dict[str, str], root: Path):
+    from tests.harness.procs import ManagedProcess, wait_until
+
+    server = ManagedProcess(
+        name=name,
+        argv=[
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "saas.wsgi:application",
+            f"--bind=127.0.0.1:{port}",
+            f"--workers={GUNICORN_WORKERS}",
+            "--worker-class=sync",
+            "--log-level=warning",
+            "--timeout=60",
+        ],
+        log_path=root / f"{name}.log",
+        env=env,
+        cwd=REPO,
+    )
+    server.start()
+
+    def live() -> bool:
+        if not server.running():
+            raise RuntimeError(f"{name} exited:\n{server.tail()}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health/live", timeout=2) as response:
+            return bool(response.status == 200)
+
+    try:
+        wait_until(live, timeout=60, interval=0.2, what=name)
+    except TimeoutError:
+        server.stop()
+        raise RuntimeError(f"{name} did not come up:\n{server.tail()}") from None
+    return server
+
+
+def check(port: int, method: str, path: str, token: str, body: str | None) -> int:
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}{path}",
+        data=body.encode() if body else None,
+        method=method,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "X-Forwarded-Proto": "https",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f'"check-{uuid.uuid4()}"',
+        },
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http on loopback
+        return int(response.status)
+
+
+def wrk_run(
+    wrk: str, port: int, *, method: str, path: str, token: str, body: str, seconds: int, root: Path
+) -> Sample:
+    script = root / f"wrk-{uuid.uuid4().hex[:8]}.lua"
+    script.write_text(
+        _SCRIPT % {"token": token, "method": method, "path": path, "body": body, "run": uuid.uuid4().hex[:12]}
+    )
+    result = subprocess.run(
+        [
+            wrk,
+            f"-t{WRK_THREADS}",
+            f"-c{CONNECTIONS}",
+            f"-d{seconds}s",
+            "--timeout=10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    )
+    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    data = json.loads(line.removeprefix("RESULT "))
+    return Sample(
+        rps=data["requests"] / data["seconds"],
+        p50_ms=data["p50_ms"],
+        p99_ms=data["p99_ms"],
+        errors=data["errors"],
+    )
+
+
+def run(quick: bool) -> list[Row]:
+    from tests.harness.procs import free_port
+    from tests.harness.stack import harness_session
+
+    wrk = ensure_wrk()
+    rounds, seconds = (1, 4) if quick else (3, 10)
+    root = Path(tempfile.mkdtemp(prefix="bench-api-"))
+    with harness_session(codes=("eu-west-1",), replicas=1) as harness:
+        stack = harness.region("eu-west-1")
+        env = stack.env()
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+
+        call_command("migrate", interactive=False, verbosity=0)
+        seeded = seed()
+        from django.db import connections
+
+        connections.close_all()
+        base_env = {
+            **stack.process_env(),
+            "DJANGO_SETTINGS_MODULE": "settings.production",
+            "RATE_LIMIT_CRITICAL": "1000000000/60",  # the limiter runs on every request but never refuses
+            "LOG_LEVEL": "WARNING",
+        }
+        ports = {"full": stack.web_port, "bare": free_port()}
+        servers = [
+            start_server("full", ports["full"], base_env, root),
+            start_server(
+                "bare", ports["bare"], {**base_env, "DJANGO_SETTINGS_MODULE": "bench.api_bare_settings"}, root
+            ),
+        ]
+        try:
+            read_path = f"/api/v1/orgs/{seeded['slug']}/documents/{seeded['document']}"
+            create_path = f"/api/v1/orgs/{seeded['slug']}/documents"
+            body = json.dumps({"project": seeded["project"], "title": "wrk", "body": "y" * 500})
+            scenarios = {"read": ("GET", read_path, ""), "create": ("POST", create_path, body)}
+            for stack_name, port in ports.items():  # both answer before anything is timed
+                assert check(port, "GET", read_path, seeded["token"], None) == 200, stack_name
+                assert check(port, "POST", create_path, seeded["token"], body) == 201, stack_name
+            samples: dict[tuple[str, str], list[Sample]] = {}
+            for round_index in range(rounds):
+                for scenario, (method, path, payload) in scenarios.items():
+                    order = ("full", "bare") if round_index % 2 == 0 else ("bare", "full")
+                    for stack_name in order:
+                        sample = wrk_run(
+                            wrk,
+                            ports[stack_name],
+                            method=method,
+                            path=path,
+                            token=seeded["token"],
+                            body=payload,
+                            seconds=seconds,
+                            root=root,
+                        )
+                        print(
+                            f"  round {round_index + 1} {scenario:6} {stack_name}: {sample.rps:8.1f} req/s "
+                            f"p50 {sample.p50_ms:.1f} ms p99 {sample.p99_ms:.1f} ms errors {sample.errors}",
+                            file=sys.stderr,
+                        )
+                        samples.setdefault((scenario, stack_name), []).append(sample)
+            from saas.models import Document, IdempotencyRecord
+
+            documents, records = Document.objects.count(), IdempotencyRecord.objects.count()
+            connections.close_all()
+        finally:
+            for server in servers:
+                server.stop()
+    shutil.rmtree(root, ignore_errors=True)
+
+    def med(scenario: str, stack_name: str, attr: str) -> float:
+        return float(statistics.median(getattr(s, attr) for s in samples[(scenario, stack_name)]))
+
+    rows = []
+    for scenario, target in (("read", 0.90), ("create", 0.75)):
+        full, bare = med(scenario, "full", "rps"), med(scenario, "bare", "rps")
+        errors = sum(s.errors for name in ("full", "bare") for s in samples[(scenario, name)])
+        rows.append(
+            Row(
+                benchmark=NAME,
+                figure=f"document {scenario}"
+                + (" with Idempotency-Key" if scenario == "create" else "")
+                + ", full stack",
+                value=full,
+                unit="req/s",
+                baseline=bare,
+                baseline_label="same view on bare DRF, middleware off",
+                target=f"ratio >= {target:.2f}",
+                passed=full / bare >= target and errors == 0,
+                notes=(
+                    f"p50/p99 full {med(scenario, 'full', 'p50_ms'):.1f}/"
+                    f"{med(scenario, 'full', 'p99_ms'):.1f} ms, "
+                    f"bare {med(scenario, 'bare', 'p50_ms'):.1f}/{med(scenario, 'bare', 'p99_ms'):.1f} ms; "
+                    f"{rounds}x{seconds}s, {CONNECTIONS} connections, {GUNICORN_WORKERS} sync workers; "
+                    f"non-2xx/socket errors {errors}"
+                ),
+            )
+        )
+    print(f"  documents {documents}, idempotency records {records}", file=sys.stderr)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--quick", action="store_true", help="one 4 s round per pair")
+    args = parser.parse_args()
+    rows = run(args.quick)
+    print(format_table(rows))
+    for row in rows:
+        print(f"- {row.figure}: ratio {row.ratio:.2f}; {row.notes}")
+    save(NAME, rows, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
