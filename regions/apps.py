@@ -9,3 +9,4 @@ class RegionsConfig(AppConfig):
     def ready(self) -> None:
         from regions import checks  # noqa: F401  (registers the system checks)
         from regions.observability import checks as observability_checks  # noqa: F401
+        from regions.replication import checks as replication_checks  # noqa: F401

@@ -119,3 +119,30 @@ class HomeRegionUnavailable(ServiceUnavailable):
 
     code = "home_region_unavailable"
     title = "Home region unavailable"
+
+
+class SignatureInvalid(AuthenticationFailed):
+    """An inter-region request without a valid signature (regions.signing)."""
+
+    code = "signature_invalid"
+    title = "Invalid request signature"
+
+    def __init__(self, detail: str | None = None) -> None:
+        super().__init__(detail, headers={"WWW-Authenticate": 'HMAC-SHA256 realm="inter-region"'})
+
+
+class SignatureStale(SignatureInvalid):
+    code = "signature_stale"
+    title = "Stale request timestamp"
+
+
+class NonceReused(SignatureInvalid):
+    code = "nonce_reused"
+    title = "Reused request nonce"
+
+
+class ReplicationBatchInvalid(BadRequest):
+    """A signed replication batch whose envelope is malformed or not meant for this region."""
+
+    code = "replication_batch_invalid"
+    title = "Invalid replication batch"

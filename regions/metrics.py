@@ -103,3 +103,55 @@ HEALTH_CHECK_UP = Gauge(
     ["region", "probe", "check"],
     multiprocess_mode="mostrecent",
 )
+# --- Replication (regions.replication) -------------------------------------------------
+REPLICATION_BACKLOG = Gauge(
+    "saas_replication_backlog_events",
+    "Outbox events not yet delivered to a peer.",
+    ["region", "peer"],
+    multiprocess_mode="mostrecent",
+)
+REPLICATION_OLDEST_UNSENT = Gauge(
+    "saas_replication_oldest_unsent_seconds",
+    "Age of the oldest outbox event not yet delivered to a peer (0 when none).",
+    ["region", "peer"],
+    multiprocess_mode="mostrecent",
+)
+REPLICATION_DEAD_LETTERS = Gauge(
+    "saas_replication_dead_letters",
+    "Dead letters waiting for an operator, by peer.",
+    ["region", "peer"],
+    multiprocess_mode="mostrecent",
+)
+REPLICATION_BREAKER_STATE = Gauge(
+    "saas_replication_breaker_state",
+    "Circuit breaker state per peer: 0 closed, 1 half-open, 2 open.",
+    ["region", "peer"],
+    multiprocess_mode="mostrecent",
+)
+REPLICATION_SENT = Counter(
+    "saas_replication_events_sent_total",
+    "Outbox events handled by the drainer, by peer and outcome "
+    "(applied, stale, duplicate, superseded, rejected, blocked, dead).",
+    ["region", "peer", "outcome"],
+)
+REPLICATION_BATCHES = Counter(
+    "saas_replication_batches_total",
+    "Batches sent to peers, by outcome (ok, transport_error).",
+    ["region", "peer", "outcome"],
+)
+REPLICATION_RECEIVED = Counter(
+    "saas_replication_events_received_total",
+    "Replicated events received from peers, by origin and outcome.",
+    ["region", "origin", "outcome"],
+)
+REPLICATION_APPLY_LAG = Histogram(
+    "saas_replication_apply_lag_seconds",
+    "From the commit of a change in its origin region to its apply here.",
+    ["region", "origin"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+)
+REPLICATION_SIGNATURE_REJECTED = Counter(
+    "saas_replication_signature_rejections_total",
+    "Inter-region requests refused with 401, by reason code.",
+    ["region", "code"],
+)

@@ -15,3 +15,7 @@ HEARTBEAT_KEY = "worker-heartbeat:{token}"
 def heartbeat(token: str) -> None:
     """Record that a worker of this region ran: the broker round trip for health checks."""
     cache.set(HEARTBEAT_KEY.format(token=token), {"region": settings.REGION, "at": time.time()}, 300)
+
+
+# Replication's tasks live with it; importing them here registers them with Celery.
+from regions.replication import tasks as _replication_tasks  # noqa: E402, F401

@@ -12,6 +12,8 @@ from django.db import DatabaseError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from regions.replication.events import DIRECTORY_ENTRY
+from regions.replication.outbox import outbox_event_record
 from residency.cache import CachedEntry, directory_cache_publish
 from residency.models import DirectoryEntry, ViolationEvent
 
@@ -57,6 +59,8 @@ def directory_entry_upsert(*, kind: DirectoryEntry.Kind, key: str, home_region: 
         )
         entry.refresh_from_db()
     _publish_on_commit(entry)
+    # Replication: the event commits with the entry, or not at all.
+    outbox_event_record(event=DIRECTORY_ENTRY, instance=entry)
     return entry
 
 

@@ -16,6 +16,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("internal/", include("residency.urls")),
     path("api/", include(("saas.api.urls", "api"), namespace="api")),
+    path("internal/replication/", include("regions.replication.urls")),
 ]
 
 handler400 = "regions.problems.handler400"

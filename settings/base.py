@@ -267,6 +267,33 @@ AUDIT_LOG_PATHS = env.list("AUDIT_LOG_PATHS")
 AUDIT_REDIS_SCAN_LIMIT = env.int("AUDIT_REDIS_SCAN_LIMIT", 200_000)
 
 # --- Replication, inter-region calls, peer health (regions) ------------------------
+# See regions/README.md, "Replication". Signing keys: the first signs, every one
+# verifies (rotation: add the new key everywhere, then move it first, then drop
+# the old one). Shared by every region of the fleet; never logged.
+REPLICATION_SIGNING_KEYS = env.list("REPLICATION_SIGNING_KEYS", ["dev-replication-key-change-me"])
+REPLICATION_SIGNATURE_MAX_AGE = env.int("REPLICATION_SIGNATURE_MAX_AGE", 60)
+REPLICATION_BATCH_SIZE = env.int("REPLICATION_BATCH_SIZE", 500)
+REPLICATION_SHARDS_PER_CLAIM = env.int("REPLICATION_SHARDS_PER_CLAIM", 16)
+REPLICATION_MAX_ATTEMPTS = env.int("REPLICATION_MAX_ATTEMPTS", 8)
+REPLICATION_BACKOFF_BASE = env.float("REPLICATION_BACKOFF_BASE", 0.5)
+REPLICATION_BACKOFF_CAP = env.float("REPLICATION_BACKOFF_CAP", 60.0)
+REPLICATION_BREAKER_THRESHOLD = env.int("REPLICATION_BREAKER_THRESHOLD", 5)
+REPLICATION_BREAKER_OPEN_BASE = env.float("REPLICATION_BREAKER_OPEN_BASE", 1.0)
+REPLICATION_BREAKER_OPEN_CAP = env.float("REPLICATION_BREAKER_OPEN_CAP", 30.0)
+REPLICATION_HTTP_TIMEOUT = env.float("REPLICATION_HTTP_TIMEOUT", 10.0)
+REPLICATION_DRAIN_BUDGET = env.float("REPLICATION_DRAIN_BUDGET", 20.0)
+REPLICATION_INBOX_RETENTION_DAYS = env.int("REPLICATION_INBOX_RETENTION_DAYS", 14)
+# /health/live until the health package serves /health/ready.
+PEER_HEALTH_PATH = env.str("PEER_HEALTH_PATH", "/health/live")
+PEER_HEALTH_TIMEOUT = env.float("PEER_HEALTH_TIMEOUT", 2.0)
+# Replication runs on its own queue: workers consume it with `-Q celery,replication`.
+CELERY_TASK_ROUTES = {"replication.*": {"queue": "replication"}}
+CELERY_BEAT_SCHEDULE |= {
+    "replication-sweep": {"task": "replication.sweep", "schedule": 5.0},
+    "replication-peer-health": {"task": "replication.poll_peer_health", "schedule": 5.0},
+    "replication-metrics": {"task": "replication.report_metrics", "schedule": 15.0},
+    "replication-prune-inbox": {"task": "replication.prune_inbox", "schedule": 3600.0},
+}
 
 # --- Health, metrics, logs (regions) ---------------------------------------------------
 # Budget of each readiness/startup check (connect + query); checks run concurrently.

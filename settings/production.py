@@ -21,6 +21,9 @@ if len(SECRET_KEY) < 50 or len(set(SECRET_KEY)) < 5 or SECRET_KEY.startswith("dj
     raise ImproperlyConfigured("SECRET_KEY must be at least 50 random characters in production.")
 DIRECTORY_SECRET = env.str("DIRECTORY_SECRET")
 AUDIT_SIGNING_KEYS = env.str("AUDIT_SIGNING_KEYS")
+REPLICATION_SIGNING_KEYS = env.list("REPLICATION_SIGNING_KEYS")
+if not REPLICATION_SIGNING_KEYS:
+    raise ImproperlyConfigured("REPLICATION_SIGNING_KEYS is required in production (the first key signs).")
 
 DEBUG = env.bool("DEBUG", default=False)
 if DEBUG:

@@ -25,3 +25,9 @@ DATABASE_REPLICAS = [alias for alias in DATABASES if alias != "default"]
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASE_REPLICA_REGIONS = {alias: REGION for alias in DATABASE_REPLICAS}
+
+# The test process signs and verifies inter-region requests with the keys the
+# harness gives every region's processes, as all regions of a fleet share them.
+from tests.harness.stack import TEST_SECRETS  # noqa: E402
+
+REPLICATION_SIGNING_KEYS = TEST_SECRETS["REPLICATION_SIGNING_KEYS"].split(",")

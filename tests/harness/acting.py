@@ -17,6 +17,7 @@ from typing import Any
 
 from django.db import connections
 from django.test.utils import override_settings
+from kombu import pools as kombu_pools
 
 from settings.env import Env
 from settings.region import region_settings
@@ -33,11 +34,14 @@ def _configure_celery(values: Mapping[str, Any]) -> None:
         task_eager_propagates=values["CELERY_TASK_EAGER_PROPAGATES"],
         broker_transport_options=values["CELERY_BROKER_TRANSPORT_OPTIONS"],
     )
-    # Drop pooled broker connections to the previous region's broker.
+    # Drop pooled broker connections to the previous region's broker, including
+    # kombu's process-wide producer pools, which would keep handing out producers
+    # bound to the closed connection pool ("Acquire on closed pool").
     if app._pool is not None:
         app._pool.force_close_all()
         app._pool = None
     app.amqp._producer_pool = None
+    kombu_pools.reset()
 
 
 _CELERY_SETTINGS = (

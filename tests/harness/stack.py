@@ -30,6 +30,8 @@ TEST_SECRETS = {
     "SECRET_KEY": "test-secret-key-not-for-production-0123456789abcdefghijklmnopqrstuvwxyz",
     "DIRECTORY_SECRET": "test-directory-secret",
     "AUDIT_SIGNING_KEYS": "test-k1:test-audit-signing-secret",
+    # Two keys, as during a rotation: the first signs, both verify.
+    "REPLICATION_SIGNING_KEYS": "test-replication-key-current,test-replication-key-previous",
 }
 
 

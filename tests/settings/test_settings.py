@@ -41,6 +41,7 @@ def prod_env(**values: str) -> dict[str, str]:
             "SECRET_KEY": PROD_SECRET,
             "DIRECTORY_SECRET": "prod-like-directory-secret",
             "AUDIT_SIGNING_KEYS": "k1:prod-like-audit-key",
+            "REPLICATION_SIGNING_KEYS": "3f9a1c7e5b2d8f4a6c0e9b7d5f3a1c8e2b4d6f8a0c2e4b6d",
             **values,
         }
     )
