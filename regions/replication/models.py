@@ -13,6 +13,10 @@ from django.db import models
 from django.utils import timezone
 
 from regions.placement import DataClass
+from regions.replication.events import EVENT_TYPES
+
+PAYLOAD_ALLOWED_KEYS = frozenset(name for event in EVENT_TYPES.values() for name in event.fields)
+"""Every key a payload may hold (the residency audit scans stored payloads against it)."""
 
 
 class OutboxEvent(models.Model):
@@ -25,6 +29,8 @@ class OutboxEvent(models.Model):
     """
 
     data_class: ClassVar[DataClass] = DataClass.OPERATIONAL
+    payload_field: ClassVar[str] = "payload"
+    payload_allowed_keys: ClassVar[frozenset[str]] = PAYLOAD_ALLOWED_KEYS
 
     id = models.BigAutoField(primary_key=True)
     """Commit order within a shard (writers of one key serialize on its row lock)."""
@@ -64,6 +70,8 @@ class DeadLetter(models.Model):
     """
 
     data_class: ClassVar[DataClass] = DataClass.OPERATIONAL
+    payload_field: ClassVar[str] = "payload"
+    payload_allowed_keys: ClassVar[frozenset[str]] = PAYLOAD_ALLOWED_KEYS
 
     event_id = models.UUIDField()
     event_type = models.CharField(max_length=64)
