@@ -200,6 +200,8 @@ def drain_peer(*, peer: str, scheduled: bool = False, budget: float | None = Non
             drain_request(peers=[peer])
             return claimed
     next_due = outbox_next_due(peer=peer)
-    if next_due is not None:
+    if next_due is not None and next_due > timezone.now():
+        # Rows in backoff: come back when the first one is due. (Rows due now but
+        # not claimed are held by a concurrent drainer, which loops on by itself.)
         drain_schedule(peer=peer, delay=(next_due - timezone.now()).total_seconds())
     return claimed

@@ -1,4 +1,8 @@
-"""Polling peers' readiness; the result goes to ``regions.peer_health`` for residency failover."""
+"""Polling peers' readiness; the result goes to ``regions.peer_health`` for residency failover.
+
+A peer that answers again also ends its circuit breaker's open period, so
+replication probes it within one poll interval of its recovery.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ import httpx
 from django.conf import settings
 
 from regions.peer_health import peer_status_record
+from regions.replication.breaker import breaker_expedite
 from regions.replication.client import http_client
+from regions.replication.drain import drain_request
 from regions.request_context import current_request_id
 from regions.selectors import get_registry
 
@@ -36,6 +42,11 @@ def peer_health_poll() -> dict[str, bool]:
                 lambda region: _poll(region.code, region.internal_url + path, timeout, request_id), peers
             )
         )
+    reopened = []
     for code, healthy, detail in polled:
         peer_status_record(code=code, healthy=healthy, detail=detail)
+        if healthy and breaker_expedite(peer=code):
+            reopened.append(code)
+    if reopened:
+        drain_request(peers=reopened)  # probe the recovered peers now
     return {code: healthy for code, healthy, _ in polled}
