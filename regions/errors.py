@@ -146,3 +146,10 @@ class ReplicationBatchInvalid(BadRequest):
 
     code = "replication_batch_invalid"
     title = "Invalid replication batch"
+
+
+class ReadCapacityExhausted(ServiceUnavailable):
+    """Replicas cannot serve and the primary's share of their reads is at its cap (regions.routing)."""
+
+    code = "read_capacity_exhausted"
+    title = "Read capacity exhausted"

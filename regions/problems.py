@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
@@ -203,6 +204,11 @@ def handler404(request: HttpRequest, exception: Exception | None = None) -> Http
 
 
 def handler500(request: HttpRequest) -> HttpResponse:
+    # Django calls this while handling the exception: an AppError raised outside
+    # a DRF view (in middleware, say) keeps its own status and code.
+    error = sys.exc_info()[1]
+    if isinstance(error, AppError):
+        return app_error_response(error, instance=request.path)
     return problem_response(status=500, code="internal_error", detail="An unexpected error occurred.")
 
 

@@ -85,8 +85,11 @@ INSTALLED_APPS = [
 #   6. rate limits
 #   7. CSRF, authentication, messages, clickjacking
 MIDDLEWARE = [
+    # Outermost, so every response says which region served it (docs/decisions/0005).
+    "regions.routing.middleware.ServedByRegionMiddleware",
     "regions.observability.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "regions.routing.middleware.RoutingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "residency.middleware.ResidencyMiddleware",
@@ -229,10 +232,23 @@ CELERY_BEAT_SCHEDULE["saas.idempotency_records_purge"] = {
 }
 
 # --- Read/write routing (regions) ---------------------------------------------------
-# Replica lag limits shared by the read router and readiness (docs/decisions/0003).
-# Put here by readiness (issue 7) before the router landed; the router owns them.
+# How reads are routed: regions/README.md ("Read/write routing").
+DATABASE_ROUTERS = ["regions.router.ReadWriteRouter"]
+# A replica serves reads only while its replay lag is within both limits. The
+# readiness check reports against the same limits.
 ROUTING_MAX_REPLICA_LAG_BYTES = env.int("ROUTING_MAX_REPLICA_LAG_BYTES", 16 * 1024 * 1024)
 ROUTING_MAX_REPLICA_LAG_SECONDS = env.float("ROUTING_MAX_REPLICA_LAG_SECONDS", 10.0)
+# Background replica probe per process: mean interval (randomized by +-50 %,
+# 0 = no background thread), and the connect/statement timeout of its queries.
+ROUTING_PROBE_INTERVAL_SECONDS = env.float("ROUTING_PROBE_INTERVAL_SECONDS", 1.0)
+ROUTING_PROBE_TIMEOUT_SECONDS = env.float("ROUTING_PROBE_TIMEOUT_SECONDS", 0.5)
+ROUTING_PROBE_FIRST_WAIT_SECONDS = 1.0
+# How long a replica's replay LSN read for a causal token is reused, process-wide.
+ROUTING_REPLAY_LSN_CACHE_SECONDS = env.float("ROUTING_REPLAY_LSN_CACHE_SECONDS", 0.005)
+# Requests per process the primary serves in place of unavailable replicas, and
+# how long a request waits for a slot before it gets 503 read_capacity_exhausted.
+ROUTING_DEGRADED_MAX_CONCURRENCY = env.int("ROUTING_DEGRADED_MAX_CONCURRENCY", 8)
+ROUTING_DEGRADED_WAIT_SECONDS = env.float("ROUTING_DEGRADED_WAIT_SECONDS", 0.25)
 
 # --- Residency (residency) -------------------------------------------------------------
 # Key of the pseudonymous login keys (HMAC of the normalized email). Shared by

@@ -114,6 +114,9 @@ def _database(url: str, *, region: str, env: Env, replica: bool) -> dict[str, An
     if replica:
         # Replicas are never flushed or created by the test runner.
         config["TEST"] = {"MIRROR": "default"}
+        if engine == "django.db.backends.postgresql":
+            # PostgreSQL plus read failover (regions/routing/backend).
+            config["ENGINE"] = "regions.routing.backend"
     return config
 
 

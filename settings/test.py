@@ -23,6 +23,10 @@ DATABASES = databases_from_env(
 )
 DATABASE_REPLICAS = [alias for alias in DATABASES if alias != "default"]
 
+# Tests drive the replica probe themselves (regions.routing.probe.probe_once);
+# Celery workers and gunicorn started by tests run the background probe.
+ROUTING_PROBE_INTERVAL_SECONDS = 0.0
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASE_REPLICA_REGIONS = {alias: REGION for alias in DATABASE_REPLICAS}
 

@@ -11,6 +11,8 @@
 - ``celery_worker``: start a real Celery worker process for a region.
 - ``region_web``: start a real gunicorn process serving a region on its
   harness-registry port.
+- ``routing``: the router's replica view reset and freshly probed.
+- ``pause_replay``: ``pause_replay()`` pauses WAL replay on every eu-west-1 replica (lag made certain).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from django.core.management import call_command
 from tests.harness.acting import acting_as
 from tests.harness.pii_guard import GUARD as PII_GUARD
 from tests.harness.pii_guard import user_post_init
+from tests.harness.postgres import Cluster
 from tests.harness.procs import ManagedProcess, wait_until
 from tests.harness.stack import HARNESS_REGIONS, REPO_ROOT, Harness, RegionStack, harness_session
 
@@ -123,7 +126,12 @@ def celery_worker(harness: Harness, django_db_setup: None) -> Iterator[Callable[
     workers: list[ManagedProcess] = []
 
     def start(
-        code: str = DEFAULT_REGION, *, concurrency: int = 1, queues: str | None = None, **extra_env: str
+        code: str = DEFAULT_REGION,
+        *,
+        concurrency: int = 1,
+        queues: str | None = None,
+        include: str | None = None,
+        **extra_env: str,
     ) -> ManagedProcess:
         stack = harness.region(code)
         stack.redis.client(1).flushdb()
@@ -145,6 +153,8 @@ def celery_worker(harness: Harness, django_db_setup: None) -> Iterator[Callable[
         ]
         if queues:
             argv.append(f"--queues={queues}")
+        if include:  # extra task modules, e.g. test-only tasks
+            argv.append(f"--include={include}")
         worker = ManagedProcess(
             name=f"{code}-worker",
             argv=argv,
@@ -233,3 +243,48 @@ def rate_limits_reset(harness: Harness) -> None:
             keys = list(client.scan_iter(match="rl:*", count=1000))
             if keys:
                 client.delete(*keys)
+
+
+# --- Read/write routing ------------------------------------------------------------
+
+
+@pytest.fixture
+def routing(harness: Harness, django_db_setup: None) -> Iterator[None]:
+    """A fresh replica view, probed now; background probing stopped afterwards."""
+    from regions.routing.health import registry
+    from regions.routing.probe import probe_once, stop_probing
+
+    registry.reset()
+    probe_once()
+    yield
+    stop_probing()
+    registry.reset()
+
+
+@pytest.fixture
+def pause_replay(harness: Harness, routing: None) -> Iterator[Callable[[], list[Cluster]]]:
+    """``pause_replay()`` pauses WAL replay on every replica of ``DEFAULT_REGION``.
+
+    Each replica first catches up, so what was committed before the call is on
+    the replicas and what comes after is not. Resumed (and caught up) afterwards.
+    """
+    stack = harness.region(DEFAULT_REGION)
+    paused: list[Cluster] = []
+
+    def pause() -> list[Cluster]:
+        for replica in stack.replicas:
+            replica.pause_replay()
+            paused.append(replica)
+        from regions.routing.probe import probe_once
+
+        probe_once()
+        return list(stack.replicas)
+
+    try:
+        yield pause
+    finally:
+        for replica in paused:
+            replica.resume_replay()
+        lsn = stack.primary.current_lsn()
+        for replica in paused:
+            replica.wait_for_replay(lsn, timeout=30)

@@ -1,0 +1,215 @@
+"""How the router decides where a read goes (the README's "How it decides" in code).
+
+``route_read`` runs for every read the ORM makes, so the common paths cost a
+few attribute lookups and no I/O:
+
+1. no replicas configured (the embedded SQLite mode) -> ``default``;
+2. ``primary()`` pin, the unit already wrote, a model that reads from the
+   primary only, or the primary connection is inside an atomic block -> ``default``;
+3. a forged token, or the per-user token store not answering -> ``default`` (degraded);
+4. no usable replica (all down or lagging past the limits) -> ``default`` (degraded);
+5. no causal floor -> the unit's replica (chosen at random among the usable
+   ones on the unit's first read, then kept, so reads within a unit are monotonic);
+6. a causal floor -> a usable replica whose known replay LSN reaches it; if
+   none does, one query of the most advanced replica's replay LSN (cached
+   process-wide for ``ROUTING_REPLAY_LSN_CACHE_SECONDS``, at most once per
+   unit); still behind -> ``default``.
+
+"Degraded" reads are capped by ``regions.routing.limiter``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from typing import Any
+
+from django.conf import settings
+from django.db import DatabaseError, connections
+
+from regions.metrics import CAUSAL_TOKEN, DB_FALLBACK, DB_ROUTE, labels
+from regions.routing import tokens
+from regions.routing.health import registry
+from regions.routing.limiter import admit_degraded
+from regions.routing.lsn import CURRENT_PRIMARY_LSN_SQL, LSN_MAX, REPLAY_LSN_SQL
+from regions.routing.probe import ensure_probing
+from regions.routing.state import RoutingState, current_state, pinned_depth
+
+logger = logging.getLogger(__name__)
+
+PRIMARY = "default"
+
+_route_counters: dict[tuple[str, str, str], Any] = {}
+
+
+def _count_route(kind: str, reason: str) -> None:
+    key = (settings.REGION, kind, reason)
+    counter = _route_counters.get(key)
+    if counter is None:
+        counter = _route_counters[key] = labels(DB_ROUTE, target=kind, reason=reason)
+    counter.inc()
+
+
+def count_token(outcome: str) -> None:
+    labels(CAUSAL_TOKEN, outcome=outcome).inc()
+
+
+def _record(state: RoutingState, alias: str, kind: str, reason: str) -> str:
+    state.last_alias = alias
+    key = f"{kind}:{reason}"
+    state.reasons[key] = state.reasons.get(key, 0) + 1
+    _count_route(kind, reason)
+    return alias
+
+
+def _primary(state: RoutingState, reason: str, *, degraded: str | None = None) -> str:
+    if degraded is not None:
+        admit_degraded(state, alias=degraded)
+    return _record(state, PRIMARY, "primary", reason)
+
+
+def route_read(model: type[Any] | None) -> str:
+    """The alias for a read of ``model`` by the current unit of work."""
+    if not settings.DATABASE_REPLICAS:
+        return PRIMARY
+    state = current_state()
+    if pinned_depth():
+        return _primary(state, "pinned")
+    if state.wrote:
+        return _primary(state, "wrote")
+    if model is not None and getattr(model, "routing_primary_only", False):
+        return _primary(state, "model")
+    if connections[PRIMARY].in_atomic_block:
+        return _primary(state, "atomic")
+    return _choose_replica(state)
+
+
+def route_write() -> str:
+    state = current_state()
+    state.wrote = True
+    state.write_seq += 1
+    return PRIMARY
+
+
+def _choose_replica(state: RoutingState) -> str:
+    if not registry.probed:
+        ensure_probing()
+    if state.forced_reason is None and state.user_id is not None:
+        _merge_user_floor(state)
+    if state.forced_reason is not None:
+        return _primary(state, state.forced_reason, degraded="replicas")
+    usable = registry.usable
+    if not usable:
+        return _primary(state, registry.unusable_reason or "replicas_down", degraded="replicas")
+    floor = state.floor_lsn
+    sticky = state.replica
+    if sticky is not None and state.replica_floor >= floor and sticky in usable:
+        return _record(state, sticky, "replica", "caught_up" if floor else "healthy")
+    if not floor:
+        choice = random.choice(usable)  # noqa: S311 - load spreading, not security
+        state.replica, state.replica_floor = choice, 0
+        return _record(state, choice, "replica", "healthy")
+    ready = [alias for alias in usable if registry.replay_lsn(alias) >= floor]
+    if not ready and not state.token_checked:
+        state.token_checked = True
+        best = max(usable, key=registry.replay_lsn)
+        if fresh_replay_lsn(best) >= floor:
+            ready = [best]
+    if not ready:
+        if state.causal_outcome != "ahead":
+            state.causal_outcome = "ahead"
+            count_token("ahead")
+        return _primary(state, "token_ahead")
+    choice = sticky if sticky in ready else random.choice(ready)  # noqa: S311
+    state.replica, state.replica_floor = choice, floor
+    if state.causal_outcome != "caught_up":
+        state.causal_outcome = "caught_up"
+        count_token("caught_up")
+    return _record(state, choice, "replica", "caught_up")
+
+
+def _merge_user_floor(state: RoutingState) -> None:
+    """Fold the authenticated user's per-user token (other devices' writes) into the floor, once."""
+    assert state.user_id is not None  # noqa: S101 - checked by the caller
+    user_id = state.user_id()
+    if user_id is None or user_id == state.user_checked:
+        return
+    state.user_checked = user_id
+    try:
+        lsn = tokens.user_lsn_get(user_id)
+    except tokens.TokenStoreUnavailable:
+        count_token("store_unavailable")
+        state.forced_reason = "token_store_unavailable"
+        return
+    if lsn:
+        count_token("user")
+        state.raise_floor(lsn)
+
+
+def fresh_replay_lsn(alias: str) -> int:
+    """``alias``'s replay LSN, read now unless a read in the last few milliseconds is cached."""
+    max_age = float(settings.ROUTING_REPLAY_LSN_CACHE_SECONDS)
+    if time.monotonic() - registry.lsn_checked_at(alias) < max_age:
+        return registry.replay_lsn(alias)
+    from regions.routing.backend.base import connection_failed, failover_disabled
+
+    conn = connections[alias]
+    try:
+        with failover_disabled(), conn.cursor() as cursor:
+            cursor.execute(REPLAY_LSN_SQL)
+            row = cursor.fetchone()
+    except DatabaseError as exc:
+        if connection_failed(conn, exc):
+            registry.mark_down(alias, f"token check: {type(exc).__name__}")
+        return 0
+    lsn = int(row[0]) if row and row[0] is not None else 0
+    registry.note_replay_lsn(alias, lsn)
+    return lsn
+
+
+def failover_target(*, failed: str, tried: set[str], detail: str) -> str:
+    """After ``failed`` broke or refused a read: mark it down and pick where to retry."""
+    registry.mark_down(failed, detail)
+    state = current_state()
+    if state.forced_reason is None and not pinned_depth():
+        floor = state.floor_lsn
+        candidates = [
+            alias
+            for alias in registry.usable
+            if alias not in tried and alias != failed and registry.replay_lsn(alias) >= floor
+        ]
+        if candidates:
+            choice = random.choice(candidates)  # noqa: S311
+            state.replica, state.replica_floor = choice, floor
+            state.last_alias = choice
+            labels(DB_FALLBACK, alias=failed, outcome="replica").inc()
+            return choice
+    admit_degraded(state, alias=failed)
+    labels(DB_FALLBACK, alias=failed, outcome="primary").inc()
+    state.replica = None
+    state.last_alias = PRIMARY
+    return PRIMARY
+
+
+def capture_commit_lsn(state: RoutingState) -> int | None:
+    """After the unit's writes: the primary's WAL insert LSN, the max over every capture.
+
+    One query, only when the unit wrote since the last capture. If it fails,
+    the token carries ``LSN_MAX``: reads go to the primary until it expires.
+    """
+    if not state.wrote or not settings.DATABASE_REPLICAS:
+        return None
+    if state.captured_seq == state.write_seq:
+        return state.commit_lsn
+    try:
+        with connections[PRIMARY].cursor() as cursor:
+            cursor.execute(CURRENT_PRIMARY_LSN_SQL)
+            row = cursor.fetchone()
+        lsn = int(row[0])
+    except Exception:
+        logger.warning("could not read the primary's WAL position; pinning the client to the primary")
+        lsn = LSN_MAX
+    state.commit_lsn = max(state.commit_lsn, lsn)
+    state.captured_seq = state.write_seq
+    return state.commit_lsn
