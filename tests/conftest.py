@@ -253,7 +253,9 @@ def routing(harness: Harness, django_db_setup: None) -> Iterator[None]:
     """A fresh replica view, probed now; background probing stopped afterwards."""
     from regions.routing.health import registry
     from regions.routing.probe import probe_once, stop_probing
+    from regions.routing.state import forget_ambient_state
 
+    forget_ambient_state()  # writes of earlier tests in this thread do not count
     registry.reset()
     probe_once()
     yield

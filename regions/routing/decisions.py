@@ -192,6 +192,18 @@ def failover_target(*, failed: str, tried: set[str], detail: str) -> str:
     return PRIMARY
 
 
+def inherit_causal_floor(fresh: RoutingState, outer: RoutingState | None) -> None:
+    """A unit opened inside another context starts at least where that context is.
+
+    Server threads have no outer state, so this does nothing there; it matters
+    when a request is handled in-process by code that wrote first (Django's
+    test client called by a test, an in-process sub-request).
+    """
+    if outer is None or outer is fresh:
+        return
+    fresh.raise_floor(max(outer.floor_lsn, capture_commit_lsn(outer) or 0))
+
+
 def capture_commit_lsn(state: RoutingState) -> int | None:
     """After the unit's writes: the primary's WAL insert LSN, the max over every capture.
 

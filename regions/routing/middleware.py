@@ -6,7 +6,8 @@
   unit of work, reads the causal token from the cookie and the
   ``X-Causal-Token`` header, and after the response captures the primary's
   WAL position if the request wrote, returning a fresh token (cookie, header,
-  per-user Redis entry).
+  per-user Redis entry). A view that hits the degraded-read cap
+  (``regions.routing.limiter``) answers 503 ``read_capacity_exhausted``.
 
 Both work in WSGI and ASGI stacks. Under ASGI the unit's contextvars are set
 in the request's own context, which Django copies into every
@@ -24,10 +25,12 @@ from django.contrib.auth import SESSION_KEY
 from django.http import HttpRequest, HttpResponseBase
 from django.utils.functional import SimpleLazyObject, empty
 
+from regions.errors import ReadCapacityExhausted
+from regions.problems import app_error_response
 from regions.routing import tokens
-from regions.routing.decisions import capture_commit_lsn, count_token
+from regions.routing.decisions import capture_commit_lsn, count_token, inherit_causal_floor
 from regions.routing.limiter import release
-from regions.routing.state import RoutingState, unit_of_work
+from regions.routing.state import RoutingState, outer_state, unit_of_work
 
 SERVED_BY_HEADER = "X-Served-By-Region"
 
@@ -85,6 +88,7 @@ def start_request(request: HttpRequest) -> tuple[RoutingState, bool]:
     bad_cookie = False
     if not settings.DATABASE_REPLICAS:
         return state, bad_cookie
+    inherit_causal_floor(state, outer_state())
     cookie = request.COOKIES.get(tokens.cookie_name())
     for source, raw in (("cookie", cookie), ("header", request.META.get(tokens.REQUEST_META_KEY))):
         verdict = tokens.verify(raw)
@@ -158,3 +162,9 @@ class RoutingMiddleware:
             finally:
                 release(state)
         return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponseBase | None:
+        """A view that hit the degraded-read cap answers 503 (problem details), not 500."""
+        if isinstance(exception, ReadCapacityExhausted):
+            return app_error_response(exception, instance=request.path)
+        return None

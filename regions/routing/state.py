@@ -88,6 +88,16 @@ def current_state() -> RoutingState:
     return state
 
 
+def outer_state() -> RoutingState | None:
+    """The state already open in this context, if any (without creating an ambient one)."""
+    return _state.get()
+
+
+def forget_ambient_state() -> None:
+    """Start this context over: no writes, no floor (scripts that begin a new phase; tests)."""
+    _state.set(None)
+
+
 def pinned_depth() -> int:
     return _pinned.get()
 

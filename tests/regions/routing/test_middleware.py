@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
+from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -13,7 +15,7 @@ from django.db import connections
 from django.test import AsyncClient, Client, override_settings
 from django.test.utils import CaptureQueriesContext
 
-from regions.routing import tokens
+from regions.routing import tokens, unit_of_work
 from regions.routing.lsn import REPLAY_LSN_SQL
 from saas.models import User
 from tests.regions.routing import app
@@ -26,15 +28,21 @@ pytestmark = [
 REPLICA_ALIASES = ("replica_1", "replica_2")
 
 
+# Setup writes run in their own unit, so the test thread itself has written nothing
+# (requests made through the test client start from the test thread's causal floor).
+
+
 def make_user(name: str = "before") -> User:
-    return User.objects.create(
-        email=f"rw-{uuid.uuid4().hex[:10]}@example.test", home_region="eu-west-1", name=name
-    )
+    with unit_of_work("task"):
+        return User.objects.create(
+            email=f"rw-{uuid.uuid4().hex[:10]}@example.test", home_region="eu-west-1", name=name
+        )
 
 
 def logged_in(user: User) -> Client:
     client = Client()
-    client.force_login(user)
+    with unit_of_work("task"):
+        client.force_login(user)
     return client
 
 
@@ -44,10 +52,11 @@ def rename(client: Client, name: str):
     return response
 
 
-def read_name(client: Client, user: User, **headers: str) -> dict:
+def read_name(client: Client, user: User, **headers: str) -> dict[str, Any]:
     response = client.get(f"/t/users/{user.pk}/name", headers=headers)
     assert response.status_code == 200, response.content
-    return response.json()
+    body: dict[str, Any] = response.json()
+    return body
 
 
 def test_the_writer_reads_its_write_through_cookie_header_and_other_device(pause_replay):
@@ -159,7 +168,8 @@ def forged_tokens() -> list[str]:
 def test_forged_or_garbled_tokens_never_error_and_never_read_a_lagging_replica(source, pause_replay):
     user = make_user()
     pause_replay()
-    User.objects.filter(pk=user.pk).update(name="after")  # the replicas lag behind this
+    with unit_of_work("task"):
+        User.objects.filter(pk=user.pk).update(name="after")  # the replicas lag behind this
     for raw in forged_tokens():
         client = Client()
         headers = {}
@@ -170,6 +180,14 @@ def test_forged_or_garbled_tokens_never_error_and_never_read_a_lagging_replica(s
         seen = read_name(client, user, **headers)
         assert (seen["alias"], seen["name"]) == ("default", "after"), raw
         assert seen["reasons"] == {"primary:token_invalid": 1}
+
+
+def test_test_client_requests_see_what_the_test_wrote(pause_replay):
+    user = make_user()
+    pause_replay()
+    User.objects.filter(pk=user.pk).update(name="after")  # in the test thread itself
+    seen = read_name(Client(), user)
+    assert (seen["alias"], seen["name"]) == ("default", "after")
 
 
 def test_a_garbled_cookie_is_cleared(routing):
@@ -187,8 +205,8 @@ def test_expired_and_other_region_tokens_are_ignored(harness, monkeypatch, routi
     replicas_caught_up(harness)
     with override_settings(REGION="us-east-1"):
         foreign = tokens.issue(1 << 60)
-    real_time = signing.time.time
-    monkeypatch.setattr(signing.time, "time", lambda: real_time() - 3600)
+    real_time = time.time
+    monkeypatch.setattr(time, "time", lambda: real_time() - 3600)  # signing reads time.time
     expired = tokens.issue(1 << 60)
     monkeypatch.undo()
     for raw in (foreign, expired):
@@ -221,7 +239,7 @@ def test_state_does_not_leak_between_threads_of_one_process(pause_replay):
     user = make_user()
     pause_replay()
     app.BARRIERS.update(written=threading.Barrier(2), read=threading.Barrier(2))
-    results: dict[str, dict] = {}
+    results: dict[str, dict[str, Any]] = {}
 
     def run(role: str) -> None:
         try:
@@ -246,7 +264,7 @@ def test_state_does_not_leak_between_asgi_requests_sharing_a_thread(pause_replay
     user = make_user()
     pause_replay()
 
-    async def both() -> list[dict]:
+    async def both() -> list[dict[str, Any]]:
         app.EVENTS.update(written=asyncio.Event(), read=asyncio.Event())
         client = AsyncClient()
         responses = await asyncio.gather(
@@ -274,7 +292,7 @@ def replicas_caught_up(harness) -> None:
     probe_once()
 
 
-class capture_all:  # noqa: N801 - a context manager used like a function
+class capture_all:
     """CaptureQueriesContext on the primary and both replicas at once."""
 
     def __enter__(self) -> list[CaptureQueriesContext]:

@@ -1,0 +1,205 @@
+"""The routing rules of ``regions.router.ReadWriteRouter`` against the real replicas."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from typing import Any
+
+import pytest
+from django.db import router, transaction
+from django.test import override_settings
+
+from regions.router import ReadWriteRouter
+from regions.routing import note_write, primary, unit_of_work
+from regions.routing.health import ProbeResult, registry
+from regions.routing.probe import probe_once
+from regions.routing.state import current_state
+from saas.models import User
+
+REPLICAS = ("replica_1", "replica_2")
+ALL = pytest.mark.django_db(transaction=True, databases="__all__")
+
+
+def read_alias() -> str:
+    return router.db_for_read(User)
+
+
+@pytest.mark.django_db
+def test_db_fixture_tests_run_in_a_transaction_so_they_read_the_primary():
+    with unit_of_work("request"):
+        assert read_alias() == "default"
+        assert current_state().reasons == {"primary:atomic": 1}
+
+
+@ALL
+def test_reads_go_to_a_replica_and_inside_atomic_to_the_primary(routing):
+    with unit_of_work("request"):
+        assert read_alias() in REPLICAS
+        with transaction.atomic():
+            assert read_alias() == "default"
+            assert User.objects.filter(pk=uuid.uuid4()).db == "default"
+        assert read_alias() in REPLICAS
+
+
+@ALL
+def test_nested_primary_unwinds_correctly_also_on_errors(routing):
+    with unit_of_work("request"):
+        with primary():
+            assert read_alias() == "default"
+            with primary():
+                assert read_alias() == "default"
+            assert read_alias() == "default"  # the outer pin still holds
+            with pytest.raises(ZeroDivisionError), primary():
+                1 / 0  # noqa: B018
+            assert read_alias() == "default"
+        assert read_alias() in REPLICAS
+
+        pin = primary()  # one instance, entered twice
+        with pin, pin:
+            assert read_alias() == "default"
+        assert read_alias() in REPLICAS
+
+
+@ALL
+def test_primary_as_a_decorator_on_sync_and_async_functions(routing):
+    @primary()
+    def sync_read() -> str:
+        return read_alias()
+
+    @primary()
+    async def async_read() -> str:
+        return read_alias()
+
+    async def unpinned_sibling(started: asyncio.Event, release: asyncio.Event) -> str:
+        await started.wait()
+        alias = read_alias()  # runs while the pinned task is suspended inside primary()
+        release.set()
+        return alias
+
+    async def pinned(started: asyncio.Event, release: asyncio.Event) -> str:
+        with primary():
+            started.set()
+            await release.wait()
+            return read_alias()
+
+    async def both() -> tuple[str, str, str]:
+        started, release = asyncio.Event(), asyncio.Event()
+        sibling, pinned_alias = await asyncio.gather(
+            unpinned_sibling(started, release), pinned(started, release)
+        )
+        return await async_read(), sibling, pinned_alias
+
+    with unit_of_work("request"):
+        assert sync_read() == "default"
+        assert read_alias() in REPLICAS
+        decorated, sibling, pinned_alias = asyncio.run(both())
+        assert (decorated, pinned_alias) == ("default", "default")
+        assert sibling in REPLICAS  # a pin never leaks into a concurrent task
+        assert read_alias() in REPLICAS
+
+
+@ALL
+def test_a_unit_that_wrote_reads_the_primary_and_the_next_unit_starts_clean(routing):
+    with unit_of_work("request"):
+        assert read_alias() in REPLICAS
+        User.objects.create(email=f"w-{uuid.uuid4().hex[:8]}@example.test", home_region="eu-west-1")
+        assert read_alias() == "default"
+        assert current_state().reasons["primary:wrote"] == 1
+    with unit_of_work("task"):
+        assert read_alias() in REPLICAS
+        note_write()  # raw SQL writes say so explicitly
+        assert read_alias() == "default"
+
+
+@ALL
+def test_the_replica_is_sticky_within_a_unit_and_spread_across_units(routing):
+    chosen: Counter[str] = Counter()
+    for _ in range(40):
+        with unit_of_work("request"):
+            first = read_alias()
+            assert {read_alias() for _ in range(5)} == {first}
+            chosen[first] += 1
+    assert set(chosen) == set(REPLICAS)
+
+
+@ALL
+def test_a_replica_marked_down_serves_nothing_until_it_probes_healthy(routing):
+    registry.mark_down("replica_1", "test")
+    with unit_of_work("request"):
+        assert {read_alias() for _ in range(20)} == {"replica_2"}
+    registry.mark_down("replica_2", "test")
+    with unit_of_work("task"):
+        assert read_alias() == "default"
+        assert current_state().reasons == {"primary:replicas_down": 1}
+    probe_once()
+    assert set(registry.usable) == set(REPLICAS)
+
+
+@ALL
+def test_a_probe_that_started_before_a_failure_does_not_revive_the_replica(routing):
+    started = time.monotonic()
+    registry.mark_down("replica_1", "connection refused")
+    registry.apply_probe(
+        generation=registry.generation,
+        started_at=started,
+        primary_lsn=None,
+        results=[ProbeResult(alias="replica_1", in_recovery=True, replay_lsn=1)],
+        now=time.time(),
+    )
+    status: Any = registry.status("replica_1")
+    assert not status.up
+    probe_once()  # a probe that starts after the failure may
+    status = registry.status("replica_1")
+    assert status.up
+
+
+@ALL
+def test_replicas_lagging_past_either_limit_are_skipped(harness, pause_replay):
+    pause_replay()
+    User.objects.create(email=f"lag-{uuid.uuid4().hex[:8]}@example.test", home_region="eu-west-1")
+    with override_settings(ROUTING_MAX_REPLICA_LAG_BYTES=1):
+        probe_once()
+        with unit_of_work("task"):
+            assert read_alias() == "default"
+            assert current_state().reasons == {"primary:replicas_lagging": 1}
+    probe_once()
+    with unit_of_work("task"):
+        assert read_alias() in REPLICAS
+    with override_settings(ROUTING_MAX_REPLICA_LAG_SECONDS=0.000001):
+        probe_once()
+        assert registry.usable == ()
+        assert all((s.lag_seconds or 0) > 0 for s in registry.statuses().values())
+
+
+@ALL
+def test_models_can_ask_to_be_read_from_the_primary(routing):
+    class Outbox:  # stands for a model class declaring the flag
+        routing_primary_only = True
+
+    with unit_of_work("request"):
+        model: Any = Outbox
+        assert router.db_for_read(model) == "default"
+        assert read_alias() in REPLICAS
+
+
+@ALL
+def test_without_replicas_everything_uses_default(routing):
+    with override_settings(DATABASE_REPLICAS=[]), unit_of_work("request"):
+        assert read_alias() == "default"
+        assert current_state().reasons == {}  # no decision work at all
+        assert registry.probed is False
+
+
+def test_writes_and_migrations_go_to_the_primary_only():
+    rw = ReadWriteRouter()
+    assert rw.db_for_write(User) == "default"
+    assert rw.allow_migrate("default", "saas") is None
+    assert rw.allow_migrate("replica_1", "saas") is False
+    a, b = User(), User()
+    a._state.db, b._state.db = "default", "replica_2"
+    assert rw.allow_relation(a, b) is True
+    b._state.db = "elsewhere"
+    assert rw.allow_relation(a, b) is None
