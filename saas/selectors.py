@@ -14,6 +14,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 
 from regions.errors import NotFound
+from regions.routing import primary
 from residency.login_keys import normalize_email
 from saas.models import ApiToken, Document, Membership, Organization, Project, User
 from saas.policy import Action, allows
@@ -21,8 +22,13 @@ from saas.tokens import token_hash, token_is_well_formed
 
 
 def user_authenticate(*, request: HttpRequest | None, email: str, password: str) -> User | None:
-    """The active user with these credentials, through Django's auth backends."""
-    user = authenticate(request, email=normalize_email(email), password=password)
+    """The active user with these credentials, through Django's auth backends.
+
+    Read from the primary: an account created a moment ago may not be on the
+    replicas yet, and a login is rare (and writes ``last_login`` anyway).
+    """
+    with primary():
+        user = authenticate(request, email=normalize_email(email), password=password)
     return user if isinstance(user, User) and user.is_active else None
 
 
@@ -36,11 +42,22 @@ def user_get(*, user_id: uuid.UUID) -> User:
 def api_token_resolve(*, raw: str) -> ApiToken | None:
     """The live token for a raw value, with its organization, user and the user's current role.
 
-    One query. ``role`` is ``None`` when the user is no longer a member (the
-    token then authenticates nobody).
+    One query (a second one, on the primary, when a replica does not know the
+    token). ``role`` is ``None`` when the user is no longer a member (the token
+    then authenticates nobody).
     """
     if not token_is_well_formed(raw):
         return None
+    token = _api_token_lookup(raw)
+    if token is None:
+        # A replica may not have replayed a token created a moment ago: only the
+        # primary's "no such token" is final.
+        with primary():
+            token = _api_token_lookup(raw)
+    return token
+
+
+def _api_token_lookup(raw: str) -> ApiToken | None:
     membership = Membership.objects.filter(organization=OuterRef("organization"), user=OuterRef("user"))
     token = (
         ApiToken.objects.select_related("organization", "user")

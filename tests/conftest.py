@@ -37,6 +37,28 @@ from tests.harness.stack import HARNESS_REGIONS, REPO_ROOT, Harness, RegionStack
 DEFAULT_REGION = HARNESS_REGIONS[0]
 
 
+_DB_FIXTURES = {"db", "transactional_db", "multi_region_db"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every database test may read the replica aliases, as the router sends reads there.
+
+    A ``django_db`` test that names no ``databases`` (and a test that only asks
+    for a database fixture) gets ``databases="__all__"``. Replicas are test
+    mirrors, so pytest-django neither wraps them in the test transaction nor
+    flushes them: this only allows the connections.
+    """
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None and "databases" not in marker.kwargs:
+            item.add_marker(
+                pytest.mark.django_db(*marker.args, **{**marker.kwargs, "databases": "__all__"}),
+                append=False,
+            )
+        elif marker is None and _DB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.django_db(databases="__all__"), append=False)
+
+
 @pytest.fixture(scope="session")
 def harness() -> Iterator[Harness]:
     with harness_session() as started:

@@ -86,9 +86,8 @@ def route_read(model: type[Any] | None) -> str:
 
 
 def route_write() -> str:
-    state = current_state()
-    state.wrote = True
-    state.write_seq += 1
+    # Not a sign of a write by itself (Django also asks when it builds unsaved
+    # instances): the statements are watched instead, see regions.routing.writes.
     return PRIMARY
 
 

@@ -40,7 +40,7 @@ class RoutingState:
 
     kind: UnitKind = "ambient"
     wrote: bool = False
-    """The unit asked for the primary to write (``db_for_write``) or called ``note_write()``."""
+    """The unit sent a data-changing statement to the primary (``regions.routing.writes``)."""
     write_seq: int = 0
     """Bumped by every write; lets a captured commit LSN be reused until the next write."""
     captured_seq: int = -1

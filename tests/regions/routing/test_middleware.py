@@ -260,6 +260,19 @@ def test_state_does_not_leak_between_threads_of_one_process(pause_replay):
     assert (results["writer"]["read_alias"], results["writer"]["name"]) == ("default", "after")
 
 
+# Async-capable middleware only: a sync-only one holds the one thread-sensitive
+# thread while the interleaved view waits, so the two requests could not overlap.
+ASYNC_STACK = [
+    "regions.routing.middleware.ServedByRegionMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "regions.routing.middleware.RoutingMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+]
+
+
+@override_settings(MIDDLEWARE=ASYNC_STACK)
 def test_state_does_not_leak_between_asgi_requests_sharing_a_thread(pause_replay):
     user = make_user()
     pause_replay()
