@@ -85,7 +85,7 @@ INSTALLED_APPS = [
 #   6. rate limits
 #   7. CSRF, authentication, messages, clickjacking
 MIDDLEWARE = [
-    # Outermost, so every response says which region served it (docs/decisions/0007).
+    # Outermost, so every response says which region served it (docs/decisions/0008).
     "regions.routing.middleware.ServedByRegionMiddleware",
     "regions.observability.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",

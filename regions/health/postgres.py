@@ -51,7 +51,8 @@ _NOT_CONNECTION_PARAMS = frozenset(
 
 
 def is_postgres(alias: str) -> bool:
-    return str(connections.settings[alias]["ENGINE"]) == "django.db.backends.postgresql"
+    # Replica aliases use the router's PostgreSQL backend (regions.routing.backend).
+    return str(connections[alias].vendor) == "postgresql"
 
 
 def connection_params(alias: str, *, timeout: float) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Request middleware of the router (places fixed by docs/decisions/0003 and 0004).
+"""Request middleware of the router (places fixed by docs/decisions/0003 and 0008).
 
 - ``ServedByRegionMiddleware`` (outermost): ``X-Served-By-Region`` on every
   response, including redirects and errors produced by other middleware.
