@@ -27,6 +27,7 @@ running as root on Debian; otherwise the benchmark says so and stops.
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
 import os
 import shutil
@@ -34,6 +35,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -43,7 +45,7 @@ from bench.common import Row, format_table, save
 
 NAME = "api_throughput"
 REPO = Path(__file__).resolve().parents[1]
-CONNECTIONS = 8
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 WRK_THREADS = 2
 GUNICORN_WORKERS = 2
 
@@ -174,6 +176,29 @@ def check(port: int, method: str, path: str, token: str, body: str | None) -> in
         return int(response.status)
 
 
+def one_client_ms(port: int, *, method: str, path: str, token: str, body: str, count: int) -> float:
+    """Median latency of ``count`` requests sent one at a time (a new connection each, as wrk's
+    connections to gunicorn's sync workers are): the cost per request without queueing."""
+    timings = []
+    for _ in range(count):
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "X-Forwarded-Proto": "https",
+            "Content-Type": "application/json",
+            "Idempotency-Key": f'"one-{uuid.uuid4()}"',
+        }
+        started = time.perf_counter()
+        connection.request(method, path, body=body.encode() if body else None, headers=headers)
+        response = connection.getresponse()
+        response.read()
+        timings.append(time.perf_counter() - started)
+        connection.close()
+        if response.status not in (200, 201):
+            raise RuntimeError(f"{method} {path} answered {response.status}")
+    return float(statistics.median(timings)) * 1000
+
+
 def wrk_run(
     wrk: str, port: int, *, method: str, path: str, token: str, body: str, seconds: int, root: Path
 ) -> Sample:
@@ -232,7 +257,6 @@ def run(quick: bool) -> list[Row]:
             **stack.process_env(),
             "DJANGO_SETTINGS_MODULE": "settings.production",
             "RATE_LIMIT_CRITICAL": "1000000000/60",  # the limiter runs on every request but never refuses
-            "LOG_LEVEL": "WARNING",
         }
         ports = {"full": stack.web_port, "bare": free_port()}
         servers = [
@@ -272,6 +296,21 @@ def run(quick: bool) -> list[Row]:
                             file=sys.stderr,
                         )
                         samples.setdefault((scenario, stack_name), []).append(sample)
+            # One client at a time: the added cost per request, without queueing on 2 busy cores.
+            single: dict[tuple[str, str], list[float]] = {}
+            for round_index in range(rounds):
+                for scenario, (method, path, payload) in scenarios.items():
+                    for stack_name in ("full", "bare") if round_index % 2 == 0 else ("bare", "full"):
+                        single.setdefault((scenario, stack_name), []).append(
+                            one_client_ms(
+                                ports[stack_name],
+                                method=method,
+                                path=path,
+                                token=seeded["token"],
+                                body=payload,
+                                count=60,
+                            )
+                        )
             from saas.models import Document, IdempotencyRecord
 
             documents, records = Document.objects.count(), IdempotencyRecord.objects.count()
@@ -315,6 +354,22 @@ def run(quick: bool) -> list[Row]:
                     f"{CONNECTIONS} connections, {GUNICORN_WORKERS} sync workers; "
                     f"non-2xx/socket errors {errors}"
                 ),
+            )
+        )
+    for scenario in scenarios:
+        full_ms = float(statistics.median(single[(scenario, "full")]))
+        bare_ms = float(statistics.median(single[(scenario, "bare")]))
+        rows.append(
+            Row(
+                benchmark=NAME,
+                figure=f"document {scenario}, one client at a time, full stack (latency)",
+                value=full_ms,
+                unit="ms",
+                baseline=bare_ms,
+                baseline_label="bare DRF",
+                target="informational (bare/full shown in notes)",
+                passed=None,
+                notes=f"bare/full = {bare_ms / full_ms:.2f}; median of {rounds} rounds x 60 one by one",
             )
         )
     print(f"  documents {documents}, idempotency records {records}", file=sys.stderr)

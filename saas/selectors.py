@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import TypeVar
 
 from django.contrib.auth import authenticate
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import Model, OuterRef, QuerySet, Subquery
 from django.http import HttpRequest
 
 from regions.errors import NotFound
@@ -19,6 +20,14 @@ from residency.login_keys import normalize_email
 from saas.models import ApiToken, Document, Membership, Organization, Project, User
 from saas.policy import Action, allows
 from saas.tokens import token_hash, token_is_well_formed
+
+M = TypeVar("M", bound=Model)
+
+
+def _one(queryset: QuerySet[M]) -> M | None:
+    """The single row of a lookup by unique key, or ``None`` (no ORDER BY, unlike ``first()``)."""
+    rows = list(queryset[:1])
+    return rows[0] if rows else None
 
 
 def user_authenticate(*, request: HttpRequest | None, email: str, password: str) -> User | None:
@@ -33,7 +42,7 @@ def user_authenticate(*, request: HttpRequest | None, email: str, password: str)
 
 
 def user_get(*, user_id: uuid.UUID) -> User:
-    user = User.objects.filter(pk=user_id, is_active=True).first()
+    user = _one(User.objects.filter(pk=user_id, is_active=True))
     if user is None:
         raise NotFound("No such user.")
     return user
@@ -59,26 +68,25 @@ def api_token_resolve(*, raw: str) -> ApiToken | None:
 
 def _api_token_lookup(raw: str) -> ApiToken | None:
     membership = Membership.objects.filter(organization=OuterRef("organization"), user=OuterRef("user"))
-    token = (
+    token = _one(
         ApiToken.objects.select_related("organization", "user")
         .annotate(
             member_role=Subquery(membership.values("role")[:1]),
             member_pk=Subquery(membership.values("pk")[:1]),
         )
         .filter(token_hash=token_hash(raw), revoked_at__isnull=True, user__is_active=True)
-        .first()
     )
-    if token is None or token.member_role is None:
+    if token is None or getattr(token, "member_role", None) is None:
         return None
     return token
 
 
 def membership_for_user(*, user: User, org_slug: str) -> Membership:
     """The user's membership in the organization ``org_slug``; 404 when there is none."""
-    membership = (
-        Membership.objects.select_related("organization", "user")
-        .filter(organization__slug=org_slug, user=user)
-        .first()
+    membership = _one(
+        Membership.objects.select_related("organization", "user").filter(
+            organization__slug=org_slug, user=user
+        )
     )
     if membership is None:
         raise NotFound("No such organization.")
@@ -110,10 +118,10 @@ def member_list(*, organization: Organization, role: str | None = None) -> Query
 
 
 def member_get(*, organization: Organization, member_id: uuid.UUID) -> Membership:
-    membership = (
-        Membership.objects.select_related("user", "organization")
-        .filter(organization=organization, pk=member_id)
-        .first()
+    membership = _one(
+        Membership.objects.select_related("user", "organization").filter(
+            organization=organization, pk=member_id
+        )
     )
     if membership is None:
         raise NotFound("No such member.")
@@ -126,7 +134,7 @@ def project_list(*, organization: Organization, name: str | None = None) -> Quer
 
 
 def project_get(*, organization: Organization, project_id: uuid.UUID) -> Project:
-    project = Project.objects.filter(organization=organization, pk=project_id).first()
+    project = _one(Project.objects.filter(organization=organization, pk=project_id))
     if project is None:
         raise NotFound("No such project.")
     return project
@@ -156,7 +164,7 @@ def document_list(
 
 
 def document_get(*, organization: Organization, document_id: uuid.UUID) -> Document:
-    document = Document.objects.filter(organization=organization, pk=document_id).first()
+    document = _one(Document.objects.filter(organization=organization, pk=document_id))
     if document is None:
         raise NotFound("No such document.")
     return document
@@ -169,7 +177,7 @@ def api_token_list(*, actor: Membership) -> QuerySet[ApiToken]:
 
 
 def api_token_get(*, actor: Membership, token_id: uuid.UUID) -> ApiToken:
-    token = api_token_list(actor=actor).filter(pk=token_id).first()
+    token = _one(api_token_list(actor=actor).filter(pk=token_id))
     if token is None:
         raise NotFound("No such token.")
     return token
