@@ -83,7 +83,15 @@ def run(quick: bool) -> list[Row]:
         batched = _drain_rate(harness, count=batched_n, prefix="bulk", batch=500, shards=64)
         single = _drain_rate(harness, count=single_n, prefix="one", batch=1, shards=1)
 
+        from regions.redis import region_redis
+
+        client = region_redis()
+        assert client is not None
+        client.delete(
+            *client.keys("replication:drain-*")
+        )  # the helpers asked for above are gone with the queue
         stack.worker(EU, concurrency=2)
+        stack.beat(EU)
         committed = write_at_rate(rate=200, seconds=write_seconds, prefix="lag")
         applied = wait_applied(harness, list(committed), timeout=120)
         lags = [max(applied[key] - committed[key], 0.0) * 1000 for key in committed]

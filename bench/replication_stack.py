@@ -77,12 +77,17 @@ class Stack:
                 f"--concurrency={concurrency}",
                 "--without-gossip",
                 "--without-mingle",
-                "--loglevel=WARNING",
+                "--loglevel=INFO",
                 f"--hostname={code}-{len(self.processes)}@%h",
             ],
             **env,
         )
-        time.sleep(3)  # a worker needs a moment to connect; the outbox keeps what it has not taken yet
+        wait_until(
+            lambda: " ready." in worker.log_path.read_text(errors="replace"),
+            timeout=60,
+            interval=0.2,
+            what=f"celery worker for {code}",
+        )
         return worker
 
     def beat(self, code: str = EU) -> ManagedProcess:
@@ -118,6 +123,10 @@ def two_regions() -> Iterator[Stack]:
         try:
             with acting_as(harness.region(EU)):
                 yield stack
+        except BaseException:
+            for process in stack.processes:
+                print(f"--- {process.name} (last lines)\n{process.tail(25)}", file=sys.stderr)
+            raise
         finally:
             stack.stop_all()
             from django.db import connections
@@ -125,23 +134,43 @@ def two_regions() -> Iterator[Stack]:
             connections.close_all()
 
 
-def write_at_rate(*, rate: float, seconds: float, prefix: str) -> dict[str, float]:
-    """Create directory entries at ``rate`` per second, one transaction each; key -> commit time."""
+def write_at_rate(*, rate: float, seconds: float, prefix: str, writers: int = 4) -> dict[str, float]:
+    """Create directory entries at ``rate`` per second in total, one transaction each; key -> commit time.
+
+    Several writer threads (each its own database connection), as several web
+    processes would write: one thread alone cannot keep the pace on a loaded
+    2-core machine.
+    """
+    import threading
+
+    from django.db import connections
+
     from residency.models import DirectoryEntry
     from residency.services import directory_entry_upsert
 
     committed: dict[str, float] = {}
-    started = time.perf_counter()
     total = int(rate * seconds)
-    for i in range(total):
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        key = f"{prefix}-{i}"
-        directory_entry_upsert(kind=DirectoryEntry.Kind.ORGANIZATION, key=key, home_region=EU)
-        committed[key] = time.time()
+    started = time.perf_counter()
+
+    def write(offset: int) -> None:
+        try:
+            for i in range(offset, total, writers):
+                delay = started + i / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                key = f"{prefix}-{i}"
+                directory_entry_upsert(kind=DirectoryEntry.Kind.ORGANIZATION, key=key, home_region=EU)
+                committed[key] = time.time()
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     achieved = total / (time.perf_counter() - started)
-    print(f"  wrote {total} entries at {achieved:.0f}/s", file=sys.stderr)
+    print(f"  wrote {len(committed)} entries at {achieved:.0f}/s", file=sys.stderr)
     return committed
 
 

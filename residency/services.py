@@ -8,7 +8,7 @@ import logging
 from dataclasses import asdict, dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -91,6 +91,79 @@ def directory_entry_apply_remote(
     entry.save(update_fields=["home_region", "version", "origin_region", "updated_at"])
     _publish_on_commit(entry)
     return True
+
+
+@dataclass(frozen=True, slots=True)
+class RemoteEntry:
+    """A directory entry as replicated from another region."""
+
+    kind: str
+    key: str
+    home_region: str
+    version: int
+    origin_region: str
+
+    def wins_over(self, version: int, origin_region: str) -> bool:
+        """The version rule of ``directory_entry_apply_remote``: newer, or equal from a smaller origin."""
+        return self.version > version or (self.version == version and self.origin_region < origin_region)
+
+
+@transaction.atomic
+def directory_entries_apply_remote(*, entries: list[RemoteEntry]) -> set[RemoteEntry]:
+    """Apply many replicated entries at once, with the same rule; returns the entries that changed a row.
+
+    One ``INSERT ... ON CONFLICT DO UPDATE ... WHERE <newer>`` on PostgreSQL
+    (replication applies a whole batch in one statement); entry by entry
+    elsewhere.
+    """
+    best: dict[tuple[str, str], RemoteEntry] = {}
+    for entry in entries:
+        current = best.get((entry.kind, entry.key))
+        if current is None or entry.wins_over(current.version, current.origin_region):
+            best[(entry.kind, entry.key)] = entry
+    if connection.vendor != "postgresql":
+        return {
+            e
+            for e in best.values()
+            if directory_entry_apply_remote(
+                kind=DirectoryEntry.Kind(e.kind),
+                key=e.key,
+                home_region=e.home_region,
+                version=e.version,
+                origin_region=e.origin_region,
+            )
+        }
+    if not best:
+        return set()
+    table = DirectoryEntry._meta.db_table
+    now = timezone.now()
+    params: list[str | int | datetime.datetime] = []
+    for e in best.values():
+        params += [e.kind, e.key, e.home_region, e.version, e.origin_region, now]
+    values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(best))
+    sql = (
+        f"INSERT INTO {table} AS d (kind, key, home_region, version, origin_region, updated_at) "  # noqa: S608
+        f"VALUES {values} ON CONFLICT (kind, key) DO UPDATE SET home_region = EXCLUDED.home_region, "
+        "version = EXCLUDED.version, origin_region = EXCLUDED.origin_region, "
+        "updated_at = EXCLUDED.updated_at "
+        "WHERE EXCLUDED.version > d.version "
+        "OR (EXCLUDED.version = d.version AND EXCLUDED.origin_region < d.origin_region) "
+        "RETURNING kind, key"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        changed = {best[(str(kind), str(key))] for kind, key in cursor.fetchall()}
+    for e in changed:
+        _publish_on_commit(
+            DirectoryEntry(
+                kind=e.kind,
+                key=e.key,
+                home_region=e.home_region,
+                version=e.version,
+                origin_region=e.origin_region,
+            )
+        )
+    return changed
 
 
 @dataclass(frozen=True, slots=True)

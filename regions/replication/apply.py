@@ -20,6 +20,8 @@ from regions.selectors import get_registry
 
 logger = logging.getLogger(__name__)
 
+_DIRECTORY_FIELDS = ("kind", "key", "home_region", "version", "origin_region")
+
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
@@ -40,6 +42,7 @@ class Outcome:
 
 @dataclass(frozen=True, slots=True)
 class _Checked:
+    index: int
     event_id: uuid.UUID
     type: str
     shard: str
@@ -47,28 +50,26 @@ class _Checked:
     payload: Mapping[str, Any]
 
 
-def apply_directory_entry(payload: Mapping[str, Any], *, origin_region: str) -> bool:
-    """Apply a ``directory.entry`` event through the directory's remote writer."""
-    from residency.models import DirectoryEntry
-    from residency.services import directory_entry_apply_remote
-
+def directory_entry_check(payload: Mapping[str, Any], *, origin_region: str) -> None:
+    """A ``directory.entry`` event makes sense here: sent by its origin, homed in a known region."""
     if payload["origin_region"] != origin_region:
         raise PayloadRejected("origin_mismatch", "origin_region differs from the sending region.")
-    registry = get_registry()
-    if payload["home_region"] not in registry.regions:
+    if payload["home_region"] not in get_registry().regions:
         raise PayloadRejected(
             "unknown_region", f"home_region {payload['home_region']!r} is not in the registry."
         )
-    return directory_entry_apply_remote(
-        kind=DirectoryEntry.Kind(payload["kind"]),
-        key=payload["key"],
-        home_region=payload["home_region"],
-        version=payload["version"],
-        origin_region=payload["origin_region"],
-    )
 
 
-def _check(raw: Any) -> _Checked:
+def directory_entries_apply(payloads: Sequence[Mapping[str, Any]], *, origin_region: str) -> list[bool]:
+    """Apply ``directory.entry`` events through the directory's remote writer; which ones changed a row."""
+    from residency.services import RemoteEntry, directory_entries_apply_remote
+
+    entries = [RemoteEntry(**{name: payload[name] for name in _DIRECTORY_FIELDS}) for payload in payloads]
+    changed = directory_entries_apply_remote(entries=entries)
+    return [entry in changed for entry in entries]
+
+
+def _check(index: int, raw: Any, origin: str) -> _Checked:
     if not isinstance(raw, Mapping):
         raise PayloadRejected("event_invalid", "An event must be an object.")
     try:
@@ -78,14 +79,19 @@ def _check(raw: Any) -> _Checked:
     event_type = EVENT_TYPES.get(str(raw.get("type")))
     if event_type is None:
         raise PayloadRejected("unknown_event_type", f"Unknown event type {str(raw.get('type'))[:64]!r}.")
-    validate_payload(event_type, raw.get("payload"))  # type: ignore[arg-type]
+    payload = raw.get("payload")
+    if not isinstance(payload, Mapping):
+        raise PayloadRejected("payload_invalid", "The payload is not an object.")
+    validate_payload(event_type, payload)
+    event_type.check_function()(payload, origin_region=origin)
     created = raw.get("created_at")
     return _Checked(
+        index=index,
         event_id=event_id,
         type=event_type.name,
         shard=str(raw.get("shard", ""))[:128],
         created_at=float(created) if isinstance(created, (int, float)) else None,
-        payload=raw["payload"],
+        payload=payload,
     )
 
 
@@ -93,7 +99,8 @@ def _inbox_claim(*, origin: str, events: Sequence[_Checked]) -> dict[uuid.UUID, 
     """Record the events in the inbox in one statement; ``True`` for the ones seen for the first time.
 
     A redelivered event only bumps ``deliveries``. A concurrent delivery of the
-    same event waits on the primary key until the first one commits.
+    same event waits on the primary key until the first one commits. Rows go in
+    event id order, so two concurrent batches never deadlock on each other.
     """
     table = InboxEvent._meta.db_table
     rows = sorted({e.event_id: e for e in events}.values(), key=lambda e: e.event_id)
@@ -113,6 +120,47 @@ def _inbox_claim(*, origin: str, events: Sequence[_Checked]) -> dict[uuid.UUID, 
     return {uuid.UUID(str(event_id)): deliveries == 1 for event_id, deliveries in fetched}
 
 
+def _apply_together(event_type: str, events: Sequence[_Checked], origin: str) -> list[bool]:
+    function = EVENT_TYPES[event_type].apply_function()
+    with transaction.atomic():  # a savepoint: a failure leaves the batch's transaction usable
+        return function([e.payload for e in events], origin_region=origin)
+
+
+def _apply(events: Sequence[_Checked], origin: str) -> dict[int, Outcome]:
+    """Apply fresh events: each type's events in one call; on failure, one by one to find the culprit."""
+    outcomes: dict[int, Outcome] = {}
+    by_type: dict[str, list[_Checked]] = {}
+    for event in events:
+        by_type.setdefault(event.type, []).append(event)
+    for event_type, group in by_type.items():
+        try:
+            changed = _apply_together(event_type, group, origin)
+        except Exception:
+            logger.warning(
+                "Applying %d %s events together failed; applying them one by one", len(group), event_type
+            )
+        else:
+            for event, did in zip(group, changed, strict=True):
+                outcomes[event.index] = Outcome(str(event.event_id), "applied" if did else "stale")
+            continue
+        failed: set[str] = set()
+        for event in group:
+            if event.shard in failed:
+                outcomes[event.index] = Outcome(str(event.event_id), "blocked")
+                continue
+            try:
+                (did,) = _apply_together(event_type, [event], origin)
+            except Exception as exc:
+                logger.exception("Applying replicated event %s (%s) failed", event.event_id, event_type)
+                outcomes[event.index] = Outcome(
+                    str(event.event_id), "error", "apply_failed", type(exc).__name__
+                )
+                failed.add(event.shard)
+            else:
+                outcomes[event.index] = Outcome(str(event.event_id), "applied" if did else "stale")
+    return outcomes
+
+
 def replication_batch_apply(*, origin: str, events: Sequence[Any]) -> list[Outcome]:
     """Apply a batch from ``origin`` in order, one result per event, in one transaction.
 
@@ -122,60 +170,47 @@ def replication_batch_apply(*, origin: str, events: Sequence[Any]) -> list[Outco
       ``error``. Later events of the same shard in the batch are then
       ``blocked`` (not applied) so each shard stays in order; other shards go on.
     """
-    outcomes: list[Outcome | None] = [None] * len(events)
-    checked: list[tuple[int, _Checked]] = []
+    outcomes: dict[int, Outcome] = {}
+    checked: list[_Checked] = []
     failed_shards: set[str] = set()
     for index, raw in enumerate(events):
+        shard = raw.get("shard") if isinstance(raw, Mapping) else None
+        if isinstance(shard, str) and shard in failed_shards:
+            outcomes[index] = Outcome(str(raw.get("id", ""))[:64], "blocked")
+            continue
         try:
-            event = _check(raw)
+            checked.append(_check(index, raw, origin))
         except PayloadRejected as exc:
             event_id = str(raw.get("id", "")) if isinstance(raw, Mapping) else ""
             outcomes[index] = Outcome(event_id[:64], "rejected", exc.code, str(exc))
-            shard = raw.get("shard") if isinstance(raw, Mapping) else None
             if isinstance(shard, str):
                 failed_shards.add(shard)
-            continue
-        if event.shard in failed_shards:
-            outcomes[index] = Outcome(str(event.event_id), "blocked")
-            continue
-        checked.append((index, event))
 
     with transaction.atomic():
-        first_time = _inbox_claim(origin=origin, events=[e for _, e in checked]) if checked else {}
-        undo: list[uuid.UUID] = []
-        stale: list[uuid.UUID] = []
-        for index, event in checked:
-            event_id = str(event.event_id)
-            if not first_time.get(event.event_id, False):
-                outcomes[index] = Outcome(event_id, "duplicate")
-                continue
-            if event.shard in failed_shards:
-                outcomes[index] = Outcome(event_id, "blocked")
-                undo.append(event.event_id)
-                continue
-            try:
-                # The writer runs in its own savepoint: a failure rolls back this event only.
-                changed = EVENT_TYPES[event.type].apply_function()(event.payload, origin_region=origin)
-            except PayloadRejected as exc:
-                outcomes[index] = Outcome(event_id, "rejected", exc.code, str(exc))
-            except Exception as exc:
-                logger.exception("Applying replicated event %s (%s) failed", event_id, event.type)
-                outcomes[index] = Outcome(event_id, "error", "apply_failed", type(exc).__name__)
+        first_time = _inbox_claim(origin=origin, events=checked) if checked else {}
+        fresh = []
+        for event in checked:
+            if first_time.get(event.event_id, False):
+                fresh.append(event)
             else:
-                outcomes[index] = Outcome(event_id, "applied" if changed else "stale")
-                if not changed:
-                    stale.append(event.event_id)
-                elif event.created_at is not None:
-                    lag = max(time.time() - event.created_at, 0.0)
-                    labels(REPLICATION_APPLY_LAG, origin=origin).observe(lag)
-                continue
-            failed_shards.add(event.shard)
-            undo.append(event.event_id)
-        if undo:
+                outcomes[event.index] = Outcome(str(event.event_id), "duplicate")
+        applied = _apply(fresh, origin)
+        outcomes.update(applied)
+        by_status: dict[str, list[uuid.UUID]] = {}
+        for event in fresh:
+            by_status.setdefault(applied[event.index].status, []).append(event.event_id)
+        undo = by_status.get("error", []) + by_status.get("blocked", [])
+        if undo:  # not applied: no deduplication record, so a redelivery applies them
             InboxEvent.objects.filter(event_id__in=undo).delete()
-        if stale:
-            InboxEvent.objects.filter(event_id__in=stale).update(outcome="stale")
-    final = [outcome or Outcome("", "error", "internal", "no outcome") for outcome in outcomes]
+        if by_status.get("stale"):
+            InboxEvent.objects.filter(event_id__in=by_status["stale"]).update(outcome="stale")
+    now = time.time()
+    for event in fresh:
+        if applied[event.index].status == "applied" and event.created_at is not None:
+            labels(REPLICATION_APPLY_LAG, origin=origin).observe(max(now - event.created_at, 0.0))
+    final = [
+        outcomes.get(index) or Outcome("", "error", "internal", "no outcome") for index in range(len(events))
+    ]
     for outcome in final:
         labels(REPLICATION_RECEIVED, origin=origin, outcome=outcome.status).inc()
     return final

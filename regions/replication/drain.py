@@ -38,21 +38,27 @@ logger = logging.getLogger(__name__)
 
 _NOW_FLAG = "replication:drain-now:{peer}"
 _LATER_FLAG = "replication:drain-later:{peer}"
-_FLAG_TTL = 30
+_FLAG_TTL = 10
 
 
 def _eager() -> bool:
     return bool(getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False))
 
 
-def drain_request(*, peers: Iterable[str]) -> None:
-    """Enqueue a drain for each peer unless one is already waiting in the queue."""
+def drain_request(*, peers: Iterable[str], force: bool = False) -> None:
+    """Enqueue a drain for each peer unless one is already waiting in the queue.
+
+    ``force`` (the beat sweep) enqueues even then: should a queued drain have
+    been lost with its flag still set, the sweep must not wait for the flag to
+    expire.
+    """
     from regions.replication.tasks import drain
 
     client = region_redis()
     for peer in peers:
         try:
-            if client is not None and not client.set(_NOW_FLAG.format(peer=peer), 1, nx=True, ex=_FLAG_TTL):
+            flag = _NOW_FLAG.format(peer=peer)
+            if client is not None and not client.set(flag, 1, nx=True, ex=_FLAG_TTL) and not force:
                 continue
         except redis.RedisError as exc:
             logger.warning("Drain debounce unavailable (%s); enqueueing anyway", exc)
@@ -200,8 +206,8 @@ def drain_peer(*, peer: str, scheduled: bool = False, budget: float | None = Non
             drain_request(peers=[peer])
             return claimed
     next_due = outbox_next_due(peer=peer)
-    if next_due is not None and next_due > timezone.now():
-        # Rows in backoff: come back when the first one is due. (Rows due now but
-        # not claimed are held by a concurrent drainer, which loops on by itself.)
-        drain_schedule(peer=peer, delay=(next_due - timezone.now()).total_seconds())
+    if next_due is not None:
+        # Rows in backoff: come back when the first is due. Rows due already are
+        # held by a concurrent drainer (or just became due): look again shortly.
+        drain_schedule(peer=peer, delay=max((next_due - timezone.now()).total_seconds(), 0.25))
     return claimed

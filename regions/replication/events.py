@@ -57,14 +57,22 @@ class EventType:
     object_key: Callable[[Mapping[str, Any]], str]
     """What the event describes; a newer event for the same object supersedes an older one."""
     shard_key: Callable[[Mapping[str, Any]], str]
+    check: str
+    """Dotted path of the receiver's semantic check: ``check(payload, origin_region=...)``, raises
+    ``PayloadRejected`` (the event is refused, its shard stops)."""
     apply: str
-    """Dotted path of the receiver's service: ``apply(payload, origin_region=...) -> changed``."""
+    """Dotted path of the receiver's service: ``apply(payloads, origin_region=...) -> [changed, ...]``;
+    it applies many events at once, in order."""
 
     def model(self) -> type[models.Model]:
         return apps.get_model(self.source_model)
 
-    def apply_function(self) -> Callable[..., bool]:
-        function: Callable[..., bool] = import_string(self.apply)
+    def check_function(self) -> Callable[..., None]:
+        function: Callable[..., None] = import_string(self.check)
+        return function
+
+    def apply_function(self) -> Callable[..., list[bool]]:
+        function: Callable[..., list[bool]] = import_string(self.apply)
         return function
 
 
@@ -101,7 +109,8 @@ DIRECTORY_ENTRY = EventType(
     },
     object_key=_directory_object,
     shard_key=directory_shard,
-    apply="regions.replication.apply.apply_directory_entry",
+    check="regions.replication.apply.directory_entry_check",
+    apply="regions.replication.apply.directory_entries_apply",
 )
 
 EVENT_TYPES: dict[str, EventType] = {event.name: event for event in (DIRECTORY_ENTRY,)}

@@ -32,7 +32,7 @@ def drain(peer: str, scheduled: bool = False) -> int:
 def sweep() -> list[str]:
     """Beat: request a drain for every peer with due events (catches lost triggers)."""
     peers = outbox_due_peers()
-    drain_request(peers=peers)
+    drain_request(peers=peers, force=True)
     return peers
 
 

@@ -58,3 +58,29 @@ def test_login_key_is_a_keyed_hash_of_the_normalized_email(settings):
     settings.DIRECTORY_SECRET = "k2"
     assert login_key("alice@example.com") != key
     assert normalize_email(" \uff22ob@Example.com") == "bob@example.com"  # fullwidth B
+
+
+@pytest.mark.django_db
+def test_batch_remote_apply_follows_the_same_version_rule():
+    from residency.services import RemoteEntry, directory_entries_apply_remote
+
+    directory_entry_apply_remote(
+        kind=ORG, key="old", home_region="eu-west-1", version=5, origin_region="eu-west-1"
+    )
+    directory_entry_apply_remote(
+        kind=ORG, key="tie", home_region="us-east-1", version=2, origin_region="us-east-1"
+    )
+    batch = [
+        RemoteEntry("org", "new", "us-east-1", 1, "us-east-1"),  # unknown here: created
+        RemoteEntry("org", "old", "us-east-1", 4, "us-east-1"),  # older: ignored
+        RemoteEntry("org", "tie", "eu-west-1", 2, "eu-west-1"),  # equal, smaller origin: wins
+        RemoteEntry("org", "twice", "eu-west-1", 1, "eu-west-1"),
+        RemoteEntry("org", "twice", "us-east-1", 3, "us-east-1"),  # the same key twice: the newest only
+    ]
+    changed = directory_entries_apply_remote(entries=batch)
+    assert changed == {batch[0], batch[2], batch[4]}
+    assert directory_home_region(kind=ORG, key="new") == "us-east-1"
+    assert directory_home_region(kind=ORG, key="old") == "eu-west-1"
+    assert directory_home_region(kind=ORG, key="tie") == "eu-west-1"
+    assert DirectoryEntry.objects.get(kind=ORG, key="twice").version == 3
+    assert directory_entries_apply_remote(entries=batch) == set()  # idempotent

@@ -135,7 +135,7 @@ def test_a_poison_event_is_dead_lettered_while_its_shard_flows_on_and_replays_af
     from saas.models import User
 
     web = region_web(US)
-    celery_worker("eu-west-1", queues="replication", **WORKER_ENV)
+    worker = celery_worker("eu-west-1", queues="replication", **WORKER_ENV)
     poison_shard = directory_shard({"kind": "org", "key": "nordic"})
     candidates = (f"org-{i}" for i in range(10_000))
     same_shard = [k for k in candidates if directory_shard({"kind": "org", "key": k}) == poison_shard][:2]
@@ -148,7 +148,17 @@ def test_a_poison_event_is_dead_lettered_while_its_shard_flows_on_and_replays_af
     for key in [*same_shard, other]:
         directory_entry_upsert(kind=ORG, key=key, home_region="eu-west-1")
 
-    wait_until(lambda: DeadLetter.objects.filter(target_region=US).exists(), timeout=60, what="dead letter")
+    try:
+        wait_until(
+            lambda: DeadLetter.objects.filter(target_region=US).exists(), timeout=60, what="dead letter"
+        )
+    except TimeoutError:
+        pending = list(
+            OutboxEvent.objects.filter(target_region=US).values_list("object_key", "attempts", "last_error")
+        )
+        raise AssertionError(
+            f"no dead letter; pending {pending}\n{worker.tail(80)}\n{web.tail(40)}"
+        ) from None
     letter = DeadLetter.objects.get(target_region=US)
     assert letter.object_key == "org:nordic" and letter.attempts == 3
     assert "unknown_region" in letter.last_error
