@@ -299,14 +299,14 @@ REPLICATION_BREAKER_OPEN_CAP = env.float("REPLICATION_BREAKER_OPEN_CAP", 30.0)
 REPLICATION_HTTP_TIMEOUT = env.float("REPLICATION_HTTP_TIMEOUT", 10.0)
 REPLICATION_DRAIN_BUDGET = env.float("REPLICATION_DRAIN_BUDGET", 20.0)
 REPLICATION_INBOX_RETENTION_DAYS = env.int("REPLICATION_INBOX_RETENTION_DAYS", 14)
-# /health/live until the health package serves /health/ready.
-PEER_HEALTH_PATH = env.str("PEER_HEALTH_PATH", "/health/live")
-PEER_HEALTH_TIMEOUT = env.float("PEER_HEALTH_TIMEOUT", 2.0)
+# Peers are polled on their readiness probe (docs: README, "Health, metrics and logs").
+PEER_HEALTH_PATH = env.str("PEER_HEALTH_PATH", "/health/ready")
+PEER_HEALTH_TIMEOUT = env.float("PEER_HEALTH_TIMEOUT", 5.0)
 # Replication runs on its own queue: workers consume it with `-Q celery,replication`.
 CELERY_TASK_ROUTES = {"replication.*": {"queue": "replication"}}
 CELERY_BEAT_SCHEDULE |= {
     "replication-sweep": {"task": "replication.sweep", "schedule": 5.0},
-    "replication-peer-health": {"task": "replication.poll_peer_health", "schedule": 5.0},
+    "replication-peer-health": {"task": "replication.poll_peer_health", "schedule": 10.0},
     "replication-metrics": {"task": "replication.report_metrics", "schedule": 15.0},
     "replication-prune-inbox": {"task": "replication.prune_inbox", "schedule": 3600.0},
 }
