@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime
+import threading
 import time
 from typing import Any
 
@@ -28,6 +29,8 @@ from health_check.contrib.redis import Redis
 from health_check.exceptions import ServiceUnavailable, ServiceWarning
 
 from regions.health import postgres
+from regions.routing.health import ReplicaStatus
+from regions.routing.selectors import lag_limits, replica_statuses
 
 
 def check_timeout() -> datetime.timedelta:
@@ -47,101 +50,96 @@ class ProbeCheck(HealthCheck):
         return type(self).__name__.lower()
 
 
-class PrimaryProbe:
-    """One query of the primary per readiness run, shared by the primary and replica checks."""
-
-    def __init__(self, *, alias: str = "default", timeout: float) -> None:
-        self.alias = alias
-        self.timeout = timeout
-        self._task: asyncio.Future[postgres.PrimaryPosition] | None = None
-
-    async def position(self) -> postgres.PrimaryPosition:
-        if self._task is None:
-            self._task = asyncio.ensure_future(
-                postgres.primary_position(alias=self.alias, timeout=self.timeout)
-            )
-        return await asyncio.shield(self._task)
-
-
 @dataclasses.dataclass
 class Primary(ProbeCheck):
     """This region's primary answers and accepts writes (not in recovery). Critical."""
 
     alias: str = "default"
-    probe: PrimaryProbe | None = dataclasses.field(default=None, repr=False, compare=False)
 
     async def run(self) -> None:
         if not postgres.is_postgres(self.alias):
             # The embedded SQLite default: the library's SELECT 1 check.
             await asyncio.get_running_loop().run_in_executor(None, Database(alias=self.alias).run)
             return
-        probe = self.probe or PrimaryProbe(alias=self.alias, timeout=self.timeout.total_seconds())
         try:
-            position = await probe.position()
+            standby = await postgres.in_recovery(alias=self.alias, timeout=self.timeout.total_seconds())
         except Exception as exc:
             raise ServiceUnavailable("cannot query the primary database") from exc
-        if position.in_recovery:
+        if standby:
             raise ServiceUnavailable("the primary database is in recovery (read-only)")
+
+
+class ReplicaView:
+    """The read router's view of every replica, fetched once per readiness run.
+
+    The background probe's latest view when it is fresh (younger than twice
+    the probe interval); otherwise (no background probe, or a stalled one) a
+    probe now, which also refreshes what the router reads.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._statuses: dict[str, ReplicaStatus] | None = None
+
+    def get(self, alias: str) -> ReplicaStatus | None:
+        with self._lock:
+            if self._statuses is None:
+                self._statuses = {status.alias: status for status in self._fetch()}
+        return self._statuses.get(alias)
+
+    @staticmethod
+    def _fetch() -> list[ReplicaStatus]:
+        interval = float(settings.ROUTING_PROBE_INTERVAL_SECONDS)
+        if interval > 0:
+            statuses = replica_statuses()
+            now = time.time()
+            if all(s.checked_at is not None and now - s.checked_at <= 2 * interval for s in statuses):
+                return statuses
+        return replica_statuses(refresh=True)
+
+
+_NOT_A_STANDBY = "not a streaming standby"
 
 
 @dataclasses.dataclass
 class Replica(ProbeCheck):
-    """A streaming replica answers, is a standby, and its lag is within the router's limits.
+    """A streaming replica is up (answers, is a standby) and within the router's lag limits.
 
-    Not critical: reads fall back to another replica or the primary. Down or
-    not a standby is a failure; lagging past a limit (the router stops reading
-    from it) or paused replay is a warning. Both make the probe ``degraded``.
+    Not critical: reads fall back to another replica or the primary. Down is a
+    failure, lagging past a limit (the router stops reading from it) a warning;
+    both make the probe ``degraded``. The numbers are the router's: readiness
+    reports what routing acts on.
     """
 
     alias: str = "replica_1"
-    probe: PrimaryProbe | None = dataclasses.field(default=None, repr=False, compare=False)
+    view: ReplicaView = dataclasses.field(default_factory=ReplicaView, repr=False, compare=False)
     critical: bool = dataclasses.field(default=False, repr=False)
 
     @property
     def name(self) -> str:
         return self.alias
 
-    async def _primary_lsn(self) -> int | None:
-        if self.probe is None:
-            return None
-        try:
-            # Do not let a hung primary make this replica look hung too.
-            position = await asyncio.wait_for(self.probe.position(), self.timeout.total_seconds() / 2)
-        except Exception:
-            return None
-        return position.lsn
-
-    async def run(self) -> None:
-        if not postgres.is_postgres(self.alias):
-            await asyncio.get_running_loop().run_in_executor(None, Database(alias=self.alias).run)
-            return
-        primary_lsn, state = await asyncio.gather(
-            self._primary_lsn(),
-            postgres.replica_state(alias=self.alias, timeout=self.timeout.total_seconds()),
-            return_exceptions=True,
-        )
-        if isinstance(state, BaseException):
-            raise ServiceUnavailable("cannot query the replica") from state
-        if not state.in_recovery:
-            raise ServiceUnavailable("not a standby: the server is not in recovery")
-        lag = postgres.replica_lag(state, primary_lsn=primary_lsn if isinstance(primary_lsn, int) else None)
-        max_bytes = int(settings.ROUTING_MAX_REPLICA_LAG_BYTES)
-        max_seconds = float(settings.ROUTING_MAX_REPLICA_LAG_SECONDS)
+    def run(self) -> None:
+        status = self.view.get(self.alias)
+        limits = lag_limits()
+        self.details.update(max_lag_bytes=limits.max_bytes, max_lag_seconds=limits.max_seconds)
+        if status is None or status.checked_at is None:
+            raise ServiceUnavailable("not probed yet")
         self.details.update(
-            lag_bytes=lag.lag_bytes,
-            lag_seconds=None if lag.lag_seconds is None else round(lag.lag_seconds, 3),
-            max_lag_bytes=max_bytes,
-            max_lag_seconds=max_seconds,
-            lag_reference=lag.reference,
-            replay_paused=state.replay_paused,
+            lag_bytes=status.lag_bytes,
+            lag_seconds=None if status.lag_seconds is None else round(status.lag_seconds, 3),
+            probed_seconds_ago=round(max(0.0, time.time() - status.checked_at), 3),
         )
+        if not status.up:
+            # The router's detail names hosts and ports: not for a public probe.
+            if status.detail.startswith(_NOT_A_STANDBY):
+                raise ServiceUnavailable("not a standby: the server is not in recovery")
+            raise ServiceUnavailable("cannot query the replica")
         problems = []
-        if state.replay_paused:
-            problems.append("replay is paused")
-        if lag.lag_bytes is not None and lag.lag_bytes > max_bytes:
-            problems.append(f"lag {lag.lag_bytes} bytes exceeds {max_bytes}")
-        if lag.lag_seconds is not None and lag.lag_seconds > max_seconds:
-            problems.append(f"lag {lag.lag_seconds:.1f} s exceeds {max_seconds:g} s")
+        if status.lag_bytes is not None and status.lag_bytes > limits.max_bytes:
+            problems.append(f"lag {status.lag_bytes} bytes exceeds {limits.max_bytes}")
+        if status.lag_seconds is not None and status.lag_seconds > limits.max_seconds:
+            problems.append(f"lag {status.lag_seconds:.1f} s exceeds {limits.max_seconds:g} s")
         if problems:
             raise ServiceWarning("; ".join(problems))
 

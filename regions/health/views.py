@@ -98,10 +98,10 @@ class ReadinessView(ProbeView):
 
     def get_checks(self) -> Iterator[Any]:
         timeout = float(settings.HEALTH_CHECK_TIMEOUT)
-        primary = checks.PrimaryProbe(timeout=timeout)
-        yield checks.Primary(probe=primary)
+        yield checks.Primary()
+        replicas = checks.ReplicaView()
         for alias in settings.DATABASE_REPLICAS:
-            yield checks.Replica(alias=alias, probe=primary)
+            yield checks.Replica(alias=alias, view=replicas)
         if settings.REDIS_URL:
             yield checks.RegionRedis(
                 client_factory=functools.partial(checks.redis_client_factory, settings.REDIS_URL, timeout)

@@ -49,10 +49,10 @@ _REPLICA_SQL = (
 _DJANGO_OPTIONS = {"pool", "isolation_level", "assume_role", "server_side_binding"}
 
 
-def connect_kwargs(alias: str) -> dict[str, Any]:
-    """libpq parameters for ``alias`` with the probe's short timeouts."""
+def connect_kwargs(alias: str, *, timeout: float | None = None) -> dict[str, Any]:
+    """libpq parameters for ``alias`` with short timeouts (the probe's, unless ``timeout`` is given)."""
     config = connections.settings[alias]
-    timeout = float(settings.ROUTING_PROBE_TIMEOUT_SECONDS)
+    timeout = float(settings.ROUTING_PROBE_TIMEOUT_SECONDS) if timeout is None else timeout
     options = {k: v for k, v in (config.get("OPTIONS") or {}).items() if k not in _DJANGO_OPTIONS}
     statement_timeout = f"-c statement_timeout={max(1, int(timeout * 1000))}"
     options["options"] = f"{options.get('options', '')} {statement_timeout}".strip()
