@@ -94,3 +94,16 @@ def save(name: str, rows: Sequence[Row], *, quick: bool) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps({"quick": quick, "rows": [asdict(r) for r in rows]}, indent=2))
     return path
+
+
+def cli(name: str, doc: str | None, run: Callable[[bool], Sequence[Row]]) -> None:
+    """The command line every benchmark shares: ``[--quick]``, the table, the machine, the saved rows."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="a shorter run, same figures")
+    quick = parser.parse_args().quick
+    rows = run(quick)
+    print(format_table(rows))
+    print("machine: " + ", ".join(f"{key} {value}" for key, value in machine().items()))
+    save(name, rows, quick=quick)

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from typing import Any
 
 from django.conf import settings
+from django.core.signals import setting_changed
 from django.db import DatabaseError, connections
+from django.dispatch import receiver
 
 from regions.metrics import CAUSAL_TOKEN, DB_FALLBACK, DB_ROUTE, labels
 from regions.routing import tokens
@@ -40,19 +43,74 @@ logger = logging.getLogger(__name__)
 
 PRIMARY = "default"
 
-_route_counters: dict[tuple[str, str, str], Any] = {}
+
+class _Config:
+    """The settings and objects every decision needs, read once (rebuilt when they change)."""
+
+    def __init__(self, generation: int) -> None:
+        self.generation = generation
+        self.replicas: tuple[str, ...] = tuple(settings.DATABASE_REPLICAS)
+        self.route_counters: dict[tuple[str, str], Any] = {}
+        self.token_counters: dict[str, Any] = {}
+
+
+_generation = 0
+_config: _Config | None = None
+
+
+def _conf() -> _Config:
+    global _config
+    config = _config
+    if config is None:
+        config = _config = _Config(_generation)
+    return config
+
+
+@receiver(setting_changed)
+def _settings_changed(*, setting: str, **kwargs: Any) -> None:
+    global _config, _generation
+    if setting in {"REGION", "DATABASES", "DATABASE_REPLICAS"}:
+        _generation += 1  # also invalidates units' cached primary connection
+        _config = None
 
 
 def _count_route(kind: str, reason: str) -> None:
-    key = (settings.REGION, kind, reason)
-    counter = _route_counters.get(key)
+    counters = _conf().route_counters
+    counter = counters.get((kind, reason))
     if counter is None:
-        counter = _route_counters[key] = labels(DB_ROUTE, target=kind, reason=reason)
+        counter = counters[(kind, reason)] = labels(DB_ROUTE, target=kind, reason=reason)
     counter.inc()
 
 
 def count_token(outcome: str) -> None:
-    labels(CAUSAL_TOKEN, outcome=outcome).inc()
+    counters = _conf().token_counters
+    counter = counters.get(outcome)
+    if counter is None:
+        counter = counters[outcome] = labels(CAUSAL_TOKEN, outcome=outcome)
+    counter.inc()
+
+
+class _ThreadConnection(threading.local):
+    generation = -1
+    conn: Any = None
+
+
+_thread_primary = _ThreadConnection()
+
+
+def _primary_in_atomic_block() -> bool:
+    """``connections["default"].in_atomic_block``, with the wrapper lookup cached per thread.
+
+    The lookup (asgiref's ``Local``) costs more than the rest of a decision.
+    The ORM runs in sync threads, where Django's connections are plain
+    thread-locals, so a thread-local cache finds the same wrapper; it is
+    dropped when the database settings change.
+    """
+    cached = _thread_primary
+    if cached.generation != _generation:
+        cached.conn = connections[PRIMARY]
+        cached.generation = _generation
+    return bool(cached.conn.in_atomic_block)
 
 
 def _record(state: RoutingState, alias: str, kind: str, reason: str) -> str:
@@ -71,7 +129,7 @@ def _primary(state: RoutingState, reason: str, *, degraded: str | None = None) -
 
 def route_read(model: type[Any] | None) -> str:
     """The alias for a read of ``model`` by the current unit of work."""
-    if not settings.DATABASE_REPLICAS:
+    if not (_config or _conf()).replicas:
         return PRIMARY
     state = current_state()
     if pinned_depth():
@@ -80,7 +138,7 @@ def route_read(model: type[Any] | None) -> str:
         return _primary(state, "wrote")
     if model is not None and getattr(model, "routing_primary_only", False):
         return _primary(state, "model")
-    if connections[PRIMARY].in_atomic_block:
+    if _primary_in_atomic_block():
         return _primary(state, "atomic")
     return _choose_replica(state)
 
