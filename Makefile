@@ -8,10 +8,11 @@ REQS := requirements.txt requirements-dev.txt constraints.txt
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint format venv clean
+.PHONY: help run start stop test lint format venv clean
 
 help:
-	@echo "make run    - create .venv and run the region stack locally (embedded defaults without services)"
+	@echo "make run    - create .venv and run the multi-region stack locally (Ctrl-C stops it)"
+	@echo "make start  - the same in the background; make stop stops it"
 	@echo "make test   - install what the tests need and run the whole suite on real services"
 	@echo "make lint   - ruff (lint + format check) and mypy"
 
@@ -24,9 +25,15 @@ $(VENV)/.installed: $(REQS)
 
 venv: $(VENV)/.installed
 
+# The local multi-region stack (regions/devstack). REGIONS=eu-west-1,us-east-1 picks others.
 run: venv
-	REGION_REGISTRY=regions/registry.local.yaml REGION=$${REGION:-eu-west-1} $(BIN)/python manage.py migrate --noinput
-	REGION_REGISTRY=regions/registry.local.yaml REGION=$${REGION:-eu-west-1} $(BIN)/python manage.py runserver 127.0.0.1:8101
+	$(BIN)/python -m regions.devstack run $(if $(REGIONS),--regions $(REGIONS))
+
+start: venv
+	$(BIN)/python -m regions.devstack start $(if $(REGIONS),--regions $(REGIONS))
+
+stop:
+	@test -x $(BIN)/python && $(BIN)/python -m regions.devstack stop || true
 
 test: venv
 	@$(BIN)/python -m tests.harness.preflight --install

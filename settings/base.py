@@ -89,6 +89,8 @@ MIDDLEWARE = [
     "regions.routing.middleware.ServedByRegionMiddleware",
     "regions.observability.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Serves the admin's static files from gunicorn (collectstatic into STATIC_ROOT).
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "regions.routing.middleware.RoutingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
