@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import time
@@ -27,8 +28,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from django.core.cache import cache
+from django.http import HttpRequest, HttpResponse
 
 from regions.errors import NonceReused, SignatureInvalid, SignatureStale
+
+logger = logging.getLogger(__name__)
 
 TIMESTAMP_HEADER = "X-Region-Timestamp"
 NONCE_HEADER = "X-Region-Nonce"
@@ -109,3 +113,39 @@ def verify_request(
     if not nonce_claim(namespace=namespace, nonce=nonce, ttl=2 * max_age):
         raise NonceReused("This nonce was already used; sign every request with a fresh one.")
     return VerifiedRequest(timestamp=int(stamp), nonce=nonce, key_index=matches[0])
+
+
+def verify_peer_request(request: HttpRequest, *, namespace: str) -> HttpResponse | None:
+    """Check a peer region's signed request; ``None`` when valid, else the problem to answer.
+
+    401 (``SignatureInvalid`` and subclasses) for a bad, stale or replayed
+    signature; 503 with ``Retry-After`` when the nonce store cannot be reached
+    (fail closed, the sender retries). The request's body is read here.
+    """
+    from django.conf import settings
+
+    from regions.errors import ServiceUnavailable
+    from regions.metrics import REPLICATION_SIGNATURE_REJECTED, labels
+    from regions.problems import app_error_response
+
+    try:
+        verify_request(
+            method=request.method or "POST",
+            path=request.get_full_path(),
+            body=request.body,
+            headers=request.headers,
+            keys=settings.REPLICATION_SIGNING_KEYS,
+            max_age=int(settings.REPLICATION_SIGNATURE_MAX_AGE),
+            namespace=namespace,
+        )
+    except SignatureInvalid as exc:
+        labels(REPLICATION_SIGNATURE_REJECTED, code=exc.code).inc()
+        logger.warning("Refused a signed %s request: %s", namespace, exc.code)
+        return app_error_response(exc, instance=request.path)
+    except Exception as exc:  # the nonce store (Redis) is down: fail closed, retryable
+        logger.error("Cannot verify %s request nonces: %s", namespace, type(exc).__name__)
+        return app_error_response(
+            ServiceUnavailable("Cannot check request nonces right now.", headers={"Retry-After": "5"}),
+            instance=request.path,
+        )
+    return None

@@ -58,7 +58,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
-STATIC_ROOT = env.str("STATIC_ROOT", str(BASE_DIR / ".static"))
+# collectstatic's target, for images that pre-build static files; unset, whitenoise
+# serves the apps' static files (the admin's) straight from their packages.
+STATIC_ROOT = env.optional("STATIC_ROOT")
+WHITENOISE_USE_FINDERS = True
 CODE_VERSION = env.str("CODE_VERSION", "dev")
 
 INSTALLED_APPS = [
@@ -89,7 +92,7 @@ MIDDLEWARE = [
     "regions.routing.middleware.ServedByRegionMiddleware",
     "regions.observability.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
-    # Serves the admin's static files from gunicorn (collectstatic into STATIC_ROOT).
+    # Serves the admin's static files from gunicorn (whitenoise, see STATIC_ROOT).
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "regions.routing.middleware.RoutingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -301,14 +304,16 @@ REPLICATION_BREAKER_OPEN_CAP = env.float("REPLICATION_BREAKER_OPEN_CAP", 30.0)
 REPLICATION_HTTP_TIMEOUT = env.float("REPLICATION_HTTP_TIMEOUT", 10.0)
 REPLICATION_DRAIN_BUDGET = env.float("REPLICATION_DRAIN_BUDGET", 20.0)
 REPLICATION_INBOX_RETENTION_DAYS = env.int("REPLICATION_INBOX_RETENTION_DAYS", 14)
-# Peers are polled on their readiness probe (docs: README, "Health, metrics and logs").
+# Peers are polled on their readiness probe (docs: README, "Health, metrics and logs");
+# a peer is healthy when it answers 200 (degraded included).
 PEER_HEALTH_PATH = env.str("PEER_HEALTH_PATH", "/health/ready")
 PEER_HEALTH_TIMEOUT = env.float("PEER_HEALTH_TIMEOUT", 5.0)
+PEER_HEALTH_POLL_SECONDS = env.float("PEER_HEALTH_POLL_SECONDS", 10.0)
 # Replication runs on its own queue: workers consume it with `-Q celery,replication`.
 CELERY_TASK_ROUTES = {"replication.*": {"queue": "replication"}}
 CELERY_BEAT_SCHEDULE |= {
     "replication-sweep": {"task": "replication.sweep", "schedule": 5.0},
-    "replication-peer-health": {"task": "replication.poll_peer_health", "schedule": 10.0},
+    "replication-peer-health": {"task": "replication.poll_peer_health", "schedule": PEER_HEALTH_POLL_SECONDS},
     "replication-metrics": {"task": "replication.report_metrics", "schedule": 15.0},
     "replication-prune-inbox": {"task": "replication.prune_inbox", "schedule": 3600.0},
 }

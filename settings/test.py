@@ -30,8 +30,12 @@ ROUTING_PROBE_INTERVAL_SECONDS = 0.0
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASE_REPLICA_REGIONS = {alias: REGION for alias in DATABASE_REPLICAS}
 
-# The test process signs and verifies inter-region requests with the keys the
-# harness gives every region's processes, as all regions of a fleet share them.
+# The test process uses the secrets the harness gives every region's processes,
+# as all regions of a fleet share them: login keys, signed inter-region requests
+# and audit report signatures computed here match the servers'.
 from tests.harness.stack import TEST_SECRETS  # noqa: E402
 
+SECRET_KEY = TEST_SECRETS["SECRET_KEY"]
+DIRECTORY_SECRET = TEST_SECRETS["DIRECTORY_SECRET"]
+AUDIT_SIGNING_KEYS = TEST_SECRETS["AUDIT_SIGNING_KEYS"]
 REPLICATION_SIGNING_KEYS = TEST_SECRETS["REPLICATION_SIGNING_KEYS"].split(",")

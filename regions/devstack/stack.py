@@ -44,7 +44,7 @@ SHARED_SECRETS: dict[str, Callable[[], str]] = {
     "SECRET_KEY": lambda: secrets.token_urlsafe(48),
     "DIRECTORY_SECRET": lambda: secrets.token_urlsafe(32),
     "AUDIT_SIGNING_KEYS": lambda: f"local1:{secrets.token_urlsafe(32)}",
-    "REPLICATION_SIGNING_KEYS": lambda: f"local1:{secrets.token_urlsafe(32)}",
+    "REPLICATION_SIGNING_KEYS": lambda: secrets.token_urlsafe(32),
     "METRICS_TOKEN": lambda: secrets.token_urlsafe(24),
 }
 
@@ -196,9 +196,11 @@ class Stack:
             "REGION": plan.code,
             "REGION_REGISTRY": str(self.plan.registry_path),
             "DEBUG": "false",
-            "STATIC_ROOT": str(self.plan.root / "static"),
-            "AUDIT_LOG_PATHS": str(plan.directory / "web.log"),
+            "AUDIT_LOG_PATHS": ",".join(str(plan.directory / f"{n}.log") for n in ("web", "worker", "beat")),
+            "PEER_HEALTH_PATH": "/health/ready",
             "PEER_HEALTH_POLL_SECONDS": str(self.plan.peer_poll_seconds),
+            "PEER_HEALTH_TIMEOUT": "1.0",
+            "RESIDENCY_PEER_HEALTH_LOCAL_TTL": "1.0",
             **self.secrets(),
         }
         if self.plan.embedded:
@@ -316,6 +318,7 @@ class Stack:
                     "worker",
                     "--loglevel=INFO",
                     "--concurrency=1",
+                    "--queues=celery,replication",
                     "--without-gossip",
                     "--without-mingle",
                     f"--hostname={plan.code}@%h",
@@ -399,9 +402,6 @@ class Stack:
             if not self.plan.embedded:
                 self._step("databases and Redis", self.start_databases)
             demo = self._step("migrations and demo data", self.migrate_and_seed)
-            self._step(
-                "static files", lambda: self.manage(self.plan.regions[0], "collectstatic", "--noinput")
-            )
             self._step("Celery workers and beat", self.start_workers)
             self._step("web servers", self.start_web)
         except BaseException:

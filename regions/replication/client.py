@@ -55,6 +55,18 @@ def _headers(*, body: bytes, path: str) -> dict[str, str]:
     }
 
 
+def signed_post(*, peer: str, path: str, body: bytes, timeout: float | None = None) -> httpx.Response:
+    """POST ``body`` to ``path`` on ``peer``'s internal origin (from the registry), signed.
+
+    Raises ``httpx.HTTPError`` when the peer cannot be reached.
+    """
+    url = get_registry().region(peer).internal_url + path
+    headers = _headers(body=body, path=path)
+    if timeout is None:
+        return http_client().post(url, content=body, headers=headers)
+    return http_client().post(url, content=body, headers=headers, timeout=timeout)
+
+
 def encode_batch(*, target: str, events: list[Mapping[str, Any]]) -> bytes:
     envelope = {"origin": settings.REGION, "target": target, "events": events}
     return json.dumps(envelope, separators=(",", ":"), default=str).encode()
@@ -66,9 +78,8 @@ def post_batch(*, peer: str, body: bytes) -> dict[str, EventResult]:
     Raises ``PeerUnavailable`` when the peer cannot be reached, times out or
     answers anything but a well-formed 200.
     """
-    url = get_registry().region(peer).internal_url + APPLY_PATH
     try:
-        response = http_client().post(url, content=body, headers=_headers(body=body, path=APPLY_PATH))
+        response = signed_post(peer=peer, path=APPLY_PATH, body=body)
     except httpx.HTTPError as exc:
         raise PeerUnavailable(f"{type(exc).__name__}: {exc}"[:200]) from None
     if response.status_code != 200:

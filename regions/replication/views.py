@@ -11,11 +11,10 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
-from regions.errors import ReplicationBatchInvalid, ServiceUnavailable, SignatureInvalid
-from regions.metrics import REPLICATION_SIGNATURE_REJECTED, labels
+from regions.errors import ReplicationBatchInvalid, ServiceUnavailable
 from regions.problems import app_error_response
 from regions.replication.apply import replication_batch_apply, replication_origin_valid
-from regions.signing import verify_request
+from regions.signing import verify_peer_request
 
 logger = logging.getLogger(__name__)
 
@@ -33,26 +32,9 @@ def apply_batch(request: HttpRequest) -> HttpResponse:
     nonces or reach its database (the sender retries).
     """
     body = request.body
-    try:
-        verify_request(
-            method=request.method or "POST",
-            path=request.get_full_path(),
-            body=body,
-            headers=request.headers,
-            keys=settings.REPLICATION_SIGNING_KEYS,
-            max_age=int(settings.REPLICATION_SIGNATURE_MAX_AGE),
-            namespace=SIGNATURE_NAMESPACE,
-        )
-    except SignatureInvalid as exc:
-        labels(REPLICATION_SIGNATURE_REJECTED, code=exc.code).inc()
-        logger.warning("Refused a replication batch: %s", exc.code)
-        return app_error_response(exc, instance=request.path)
-    except Exception as exc:  # the nonce store (Redis) is down: fail closed, retryable
-        logger.error("Cannot verify replication batch nonces: %s", type(exc).__name__)
-        return app_error_response(
-            ServiceUnavailable("Cannot check request nonces right now.", headers={"Retry-After": "5"}),
-            instance=request.path,
-        )
+    refused = verify_peer_request(request, namespace=SIGNATURE_NAMESPACE)
+    if refused is not None:
+        return refused
     try:
         envelope = json.loads(body)
     except ValueError:

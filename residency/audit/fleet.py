@@ -70,3 +70,45 @@ def fleet_merge(*, documents: Iterable[tuple[str, Any]], expected_regions: Seque
         "summary": summary,
         "regions": [regions[c] for c in sorted(regions)],
     }
+
+
+PEER_REPORT_PATH = "/internal/audit/peer-report"
+SIGNATURE_NAMESPACE = "audit"
+
+
+def fleet_collect(
+    *, regions: Sequence[str], check_ids: Sequence[str] | None = None, timeout: float = 120.0
+) -> list[tuple[str, Any]]:
+    """Each region's signed report: this region's runs here; peers answer the signed internal API.
+
+    A peer that cannot be reached, or answers anything but a report, yields an
+    entry the merge rejects, so it shows as missing in the fleet report.
+    """
+    import json
+
+    import httpx
+
+    from regions.replication.client import signed_post
+    from residency.audit.services import audit_run
+    from residency.models import AuditRun
+
+    body = json.dumps({"checks": list(check_ids) if check_ids else None}).encode()
+    collected: list[tuple[str, Any]] = []
+    for code in regions:
+        if code == settings.REGION:
+            document, _run = audit_run(trigger=AuditRun.Trigger.FLEET, check_ids=check_ids)
+            collected.append((code, document))
+            continue
+        try:
+            response = signed_post(peer=code, path=PEER_REPORT_PATH, body=body, timeout=timeout)
+        except httpx.HTTPError as exc:
+            collected.append((code, {"unreachable": type(exc).__name__}))
+            continue
+        if response.status_code != 200:
+            collected.append((code, {"refused": response.status_code}))
+            continue
+        try:
+            collected.append((code, response.json()))
+        except ValueError:
+            collected.append((code, {"malformed": True}))
+    return collected

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import permissions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from regions.errors import BadRequest
+from regions.problems import app_error_response
+from regions.selectors import get_registry
+from regions.signing import verify_peer_request
 from residency.audit.base import all_checks
+from residency.audit.fleet import SIGNATURE_NAMESPACE, fleet_collect, fleet_merge
 from residency.audit.render import FORMATS, render
-from residency.audit.services import audit_run
+from residency.audit.report import sign
+from residency.audit.services import audit_run, audit_store
 from residency.models import AuditRun
 
 CONTENT_TYPES = {
@@ -77,3 +86,56 @@ class AuditRunDetailView(APIView):
         if fmt not in FORMATS:
             raise serializers.ValidationError({"fmt": [f"Use one of {', '.join(FORMATS)}."]})
         return rendered(run, fmt)
+
+
+class FleetRunRequest(RunRequest):
+    regions = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        allow_empty=False,
+        help_text="Regions the fleet report must cover (default: every region of the registry).",
+    )
+
+    def validate_regions(self, value: list[str]) -> list[str]:
+        unknown = [code for code in value if code not in get_registry().regions]
+        if unknown:
+            raise serializers.ValidationError(f"Unknown region(s): {', '.join(unknown)}.")
+        return value
+
+
+class FleetAuditView(APIView):
+    """Audit every region: collect each region's signed report over the signed internal API, merge them."""
+
+    permission_classes = [permissions.IsAdminUser]
+
+    @extend_schema(request=FleetRunRequest, responses={201: dict}, tags=["operators"])
+    def post(self, request: Request) -> Response:
+        body = FleetRunRequest(data=request.data)
+        body.is_valid(raise_exception=True)
+        regions = body.validated_data.get("regions") or list(get_registry().codes)
+        checks = body.validated_data.get("checks")
+        document = sign(
+            fleet_merge(documents=fleet_collect(regions=regions, check_ids=checks), expected_regions=regions)
+        )
+        run = audit_store(document=document, trigger=AuditRun.Trigger.FLEET)
+        return Response(document, status=201, headers={"Location": f"/internal/audit/runs/{run.id}"})
+
+
+@csrf_exempt  # authenticated by the peer's HMAC signature, not by a session
+@require_POST
+def peer_report(request: HttpRequest) -> HttpResponse:
+    """A peer region asks for this region's signed report (fleet audit)."""
+    refused = verify_peer_request(request, namespace=SIGNATURE_NAMESPACE)
+    if refused is not None:
+        return refused
+    try:
+        payload = json.loads(request.body or b"{}")
+        checks = payload.get("checks") if isinstance(payload, dict) else None
+        if checks is not None and (
+            not isinstance(checks, list) or not all(isinstance(c, str) for c in checks)
+        ):
+            raise ValueError
+        document, _run = audit_run(trigger=AuditRun.Trigger.FLEET, check_ids=checks)
+    except (ValueError, KeyError):
+        return app_error_response(BadRequest('Expected {"checks": [ids] | null}.'), instance=request.path)
+    return JsonResponse(document)

@@ -382,3 +382,24 @@ def test_personal_data_in_a_violation_event_is_found(db):
     result = run("RES-06", log_paths=())["RES-06"]
     assert result["status"] == "fail"
     assert result["evidence"]["samples"]["residency.violationevent"] == [str(event.pk)]
+
+
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_fleet_audit_collects_peer_reports_over_the_signed_internal_api(harness, region_web, multi_region_db):
+    import httpx
+
+    from residency.audit.fleet import PEER_REPORT_PATH, fleet_collect, fleet_merge
+
+    region_web("us-east-1")
+    collected = fleet_collect(regions=["eu-west-1", "us-east-1"], check_ids=["RES-02", "RES-09"])
+    report = fleet_merge(documents=collected, expected_regions=["eu-west-1", "us-east-1"])
+    assert [r["region"] for r in report["regions"]] == ["eu-west-1", "us-east-1"]
+    assert report["missing_regions"] == [] and report["summary"]["verdict"] == "pass"
+
+    # Unsigned or replayed requests for a peer's report are refused.
+    url = harness.region("us-east-1").base_url + PEER_REPORT_PATH
+    assert httpx.post(url, content=b"{}", timeout=30).status_code == 401
+    # A region that does not answer is flagged, not skipped.
+    collected = fleet_collect(regions=["eu-west-1", "eu-central-1"], check_ids=["RES-02"])
+    report = fleet_merge(documents=collected, expected_regions=["eu-west-1", "eu-central-1"])
+    assert report["missing_regions"] == ["eu-central-1"] and report["summary"]["verdict"] == "error"

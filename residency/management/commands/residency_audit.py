@@ -14,7 +14,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from regions.selectors import get_registry
 from residency.audit.base import AuditContext, all_checks
-from residency.audit.fleet import fleet_merge
+from residency.audit.fleet import fleet_collect, fleet_merge
 from residency.audit.render import FORMATS, extract, render, verify_text
 from residency.audit.report import ReportSignatureError, is_clean, sign
 from residency.audit.services import audit_run, audit_store
@@ -33,6 +33,11 @@ class Command(BaseCommand):
             "--checks", nargs="+", metavar="ID", help=f"run only these checks ({', '.join(all_checks())})"
         )
         parser.add_argument("--verify", metavar="PATH", help="verify a report file's signature and exit")
+        parser.add_argument(
+            "--fleet",
+            action="store_true",
+            help="audit every region (--regions) over the signed internal API and merge the reports",
+        )
         parser.add_argument(
             "--fleet-from",
             nargs="+",
@@ -57,7 +62,7 @@ class Command(BaseCommand):
         if options["verify"]:
             self._verify(Path(options["verify"]))
             return
-        if options["fleet_from"]:
+        if options["fleet_from"] or options["fleet"]:
             self._fleet(options)
             return
         if options["terraform_plan"] and not Path(options["terraform_plan"]).is_file():
@@ -92,18 +97,20 @@ class Command(BaseCommand):
             self.stdout.write(text, ending="")
 
     def _fleet(self, options: dict[str, Any]) -> None:
+        expected = options["regions"] or list(get_registry().codes)
+        unknown = [code for code in expected if code not in get_registry().regions]
+        if unknown:
+            raise CommandError(f"unknown region(s): {', '.join(unknown)}", returncode=2)
         sources: list[tuple[str, Any]] = []
-        for name in options["fleet_from"]:
+        for name in options["fleet_from"] or []:
             try:
                 sources.append((name, extract(Path(name).read_text(encoding="utf-8"))[0]))
             except OSError as exc:
                 raise CommandError(f"cannot read {name}: {exc.strerror}", returncode=2) from None
             except ReportSignatureError as exc:
                 sources.append((name, {"unreadable": exc.detail}))
-        expected = options["regions"] or list(get_registry().codes)
-        unknown = [code for code in expected if code not in get_registry().regions]
-        if unknown:
-            raise CommandError(f"unknown region(s): {', '.join(unknown)}", returncode=2)
+        if options["fleet"]:
+            sources += fleet_collect(regions=expected, check_ids=options["checks"])
         document = sign(fleet_merge(documents=sources, expected_regions=expected))
         if not options["no_store"]:
             audit_store(document=document, trigger=AuditRun.Trigger.FLEET)
