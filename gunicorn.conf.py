@@ -4,7 +4,7 @@ Command-line flags override these. Metrics run in prometheus_client's
 multiprocess mode (see ``regions/observability/multiprocess.py``): the master
 prepares the directory before forking workers and retires exited workers'
 live gauges; gunicorn's own log lines are JSON like the application's, and its
-access log (which names client IPs) is off.
+access log (which names client IPs) is off. The control socket is off.
 """
 
 from __future__ import annotations
@@ -16,6 +16,10 @@ from regions.observability import multiprocess
 from regions.observability.logs import logging_config
 
 multiprocess.prepare(prefix="gunicorn")
+
+# gunicorn 27's control socket defaults to one path per user (~/.gunicorn/gunicorn.ctl):
+# several servers on one machine (every region of the dev stack, the tests) would fight over it.
+control_socket_disable = True
 
 _log = logging_config(level=os.environ.get("LOG_LEVEL", "INFO"), fmt=os.environ.get("LOG_FORMAT", "json"))
 logconfig_dict = {

@@ -87,13 +87,17 @@ def _ttl(name: str, default: float) -> float:
     return float(getattr(settings, name, default))
 
 
+NAMESPACE = "residency:dir:"
+"""Redis keys ``<region>:residency:dir:...`` hold directory data (replicated everywhere by design)."""
+
+
 class DirectoryCache:
     """The two cache levels of one region (one instance per region and Redis URL per process)."""
 
     def __init__(self, *, region: str, redis_url: str | None) -> None:
         self.region = region
         self.redis_url = redis_url
-        self.prefix = f"{region}:residency:dir:"
+        self.prefix = f"{region}:{NAMESPACE}"
         self.channel = f"{region}:residency:dir:changed"
         self._local: dict[str, tuple[float, CachedEntry]] = {}
         self._generation = 0

@@ -28,6 +28,8 @@ import hmac
 import ipaddress
 import logging
 import math
+import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -170,14 +172,53 @@ def _script(client: redis.Redis) -> Any:
     return client.register_script(_GCRA)
 
 
+class _ProcessBuckets:
+    """The same GCRA in process memory, for the embedded mode with no Redis configured.
+
+    Limits then hold per process, not per region; deployments always set REDIS_URL.
+    """
+
+    def __init__(self) -> None:
+        self._tat: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def spend(self, *, key: str, interval: int, burst: int, cost: int) -> tuple[int, int, int, int]:
+        now = time.time_ns() // 1000
+        tolerance = interval * burst
+        with self._lock:
+            tat = max(self._tat.get(key, now), now)
+            new_tat = tat + interval * cost
+            allow_at = new_tat - tolerance
+            if now < allow_at:
+                return 0, 0, allow_at - now, tat - now
+            self._tat[key] = new_tat
+            if len(self._tat) > 100_000:  # forget expired buckets
+                self._tat = {k: v for k, v in self._tat.items() if v > now}
+        return 1, (tolerance - (new_tat - now)) // interval, 0, new_tat - now
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._tat.pop(key, None)
+
+
+_process_buckets = _ProcessBuckets()
+
+
 def rate_limit_check(*, tier: Tier, key: str, cost: int = 1) -> Decision:
-    """Spend ``cost`` from ``key``'s bucket in ``tier``. Raises ``redis.RedisError`` when Redis fails."""
+    """Spend ``cost`` from ``key``'s bucket in ``tier``. Raises ``redis.RedisError`` when Redis fails.
+
+    Without ``REDIS_URL`` (the embedded mode) the buckets live in process memory.
+    """
+    bucket = f"{KEY_PREFIX}{tier.name}:{key}"
     client = region_redis()
     if client is None:
-        raise redis.ConnectionError("no Redis configured (REDIS_URL)")
-    allowed, remaining, retry_us, reset_us = _script(client)(
-        keys=[f"{KEY_PREFIX}{tier.name}:{key}"], args=[tier.interval_us, tier.limit, cost]
-    )
+        allowed, remaining, retry_us, reset_us = _process_buckets.spend(
+            key=bucket, interval=tier.interval_us, burst=tier.limit, cost=cost
+        )
+    else:
+        allowed, remaining, retry_us, reset_us = _script(client)(
+            keys=[bucket], args=[tier.interval_us, tier.limit, cost]
+        )
     return Decision(
         allowed=bool(allowed),
         remaining=int(remaining),
@@ -190,6 +231,8 @@ def rate_limit_reset(*, tier: Tier, key: str) -> None:
     client = region_redis()
     if client is not None:
         client.delete(f"{KEY_PREFIX}{tier.name}:{key}")
+    else:
+        _process_buckets.forget(f"{KEY_PREFIX}{tier.name}:{key}")
 
 
 def decision_headers(tier: Tier, decision: Decision) -> dict[str, str]:

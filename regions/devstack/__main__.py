@@ -24,6 +24,9 @@ from pathlib import Path
 
 from regions.devstack.stack import (
     DEFAULT_REGIONS,
+    LOCAL_REGISTRY,
+    PG_BASE_PORT,
+    REDIS_BASE_PORT,
     REPO_ROOT,
     Stack,
     StackPlan,
@@ -43,7 +46,14 @@ def _plan(args: argparse.Namespace) -> StackPlan:
         if c.strip()
     ]
     embedded = True if args.embedded else None
-    return StackPlan.make(root=args.root, codes=codes, embedded=embedded)
+    return StackPlan.make(
+        root=args.root,
+        codes=codes,
+        embedded=embedded,
+        registry_path=args.registry,
+        pg_base_port=args.pg_base_port,
+        redis_base_port=args.redis_base_port,
+    )
 
 
 def _pid_file(root: Path) -> Path:
@@ -108,7 +118,20 @@ def cmd_start(args: argparse.Namespace) -> int:
     args.root.mkdir(parents=True, exist_ok=True)
     (args.root / READY_MARK).unlink(missing_ok=True)
     log = (args.root / "stack.log").open("ab")
-    argv = [sys.executable, "-m", "regions.devstack", "run", "--root", str(args.root)]
+    argv = [
+        sys.executable,
+        "-m",
+        "regions.devstack",
+        "run",
+        "--root",
+        str(args.root),
+        "--registry",
+        str(args.registry),
+        "--pg-base-port",
+        str(args.pg_base_port),
+        "--redis-base-port",
+        str(args.redis_base_port),
+    ]
     if args.regions:
         argv += ["--regions", args.regions]
     if args.embedded:
@@ -198,6 +221,9 @@ def main(argv: list[str] | None = None) -> int:
         "--embedded", action="store_true", help="force the embedded defaults (SQLite, in-process tasks)"
     )
     parser.add_argument("--timeout", type=float, default=180, help="start: seconds to wait for readiness")
+    parser.add_argument("--registry", type=Path, default=LOCAL_REGISTRY, help="region registry (web ports)")
+    parser.add_argument("--pg-base-port", type=int, default=PG_BASE_PORT, help="first PostgreSQL port")
+    parser.add_argument("--redis-base-port", type=int, default=REDIS_BASE_PORT, help="first Redis port")
     args = parser.parse_args(argv)
     return {"run": cmd_run, "start": cmd_start, "stop": cmd_stop, "status": cmd_status}[args.command](args)
 

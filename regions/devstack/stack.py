@@ -303,6 +303,13 @@ class Stack:
 
     def start_workers(self) -> None:
         if self.plan.embedded:
+            # No broker: tasks run inside the web process; the periodic ones in a small loop.
+            for plan in self.plan.regions:
+                procs = self.processes[plan.code]
+                procs.beat = self._managed(
+                    plan, "beat", [sys.executable, str(REPO_ROOT / "manage.py"), "run_periodic"]
+                )
+                procs.beat.start()
             return
         for plan in self.plan.regions:
             procs = self.processes[plan.code]
@@ -369,7 +376,6 @@ class Stack:
                     f"--threads={self.plan.web_threads}",
                     "--graceful-timeout=5",
                     "--timeout=60",
-                    "--access-logfile=-",
                 ],
             )
             procs.web.start()
@@ -465,9 +471,10 @@ def format_summary(description: dict[str, Any]) -> str:
     if mode == "embedded":
         lines += [
             "Running on EMBEDDED defaults (PostgreSQL or Redis binaries not found).",
-            "Simulated: SQLite per region, no read replicas (reads use the primary), caches per process,",
-            "Celery tasks run inside the web process right after commit (replication to peers still",
-            "happens, from there), no beat (no periodic sweeps or peer health polling).",
+            "Simulated: SQLite per region, no read replicas (reads use the primary), caches and rate",
+            "limits per process, Celery tasks run inside the web process right after commit (replication",
+            "to peers still happens, from there), and periodic tasks (replication sweep, peer health",
+            "polls) run in a small loop process (manage.py run_periodic) instead of Celery beat.",
             "",
         ]
     for code, region in description["regions"].items():

@@ -106,9 +106,11 @@ def _inbox_claim(*, origin: str, events: Sequence[_Checked]) -> dict[uuid.UUID, 
     rows = sorted({e.event_id: e for e in events}.values(), key=lambda e: e.event_id)
     values = ", ".join(["(%s, %s, %s, %s, 1, %s)"] * len(rows))
     params: list[Any] = []
-    received = timezone.now()
+    # Adapted by the fields, as the ORM would (UUIDs are hex text on SQLite, the embedded mode).
+    prep_id = InboxEvent._meta.get_field("event_id").get_db_prep_value
+    received = InboxEvent._meta.get_field("received_at").get_db_prep_value(timezone.now(), connection)
     for event in rows:
-        params += [event.event_id, origin, event.type, "applied", received]
+        params += [prep_id(event.event_id, connection), origin, event.type, "applied", received]
     sql = (
         f"INSERT INTO {table} (event_id, origin_region, event_type, outcome, deliveries, received_at) "  # noqa: S608
         f"VALUES {values} ON CONFLICT (event_id) DO UPDATE SET deliveries = {table}.deliveries + 1 "

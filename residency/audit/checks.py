@@ -434,9 +434,16 @@ def _decoded(raw: bytes) -> bytes:
 
 
 def _foreign_subjects(items: list[tuple[bytes, bytes]], context: AuditContext) -> tuple[dict[str, str], int]:
-    """Keys whose values name subjects homed outside this zone: {redacted key: home region}."""
+    """Keys whose values name subjects homed outside this zone: {redacted key: home region}.
+
+    The directory cache is skipped: it holds directory data (subject → home
+    region, no personal data), which every region keeps for every subject.
+    """
+    from residency.cache import NAMESPACE
     from residency.login_keys import login_key
 
+    directory_prefix = f"{context.region}:{NAMESPACE}".encode()
+    items = [(key, value) for key, value in items if not key.startswith(directory_prefix)]
     user, login = str(DirectoryEntry.Kind.USER), str(DirectoryEntry.Kind.LOGIN)
     references: dict[bytes, set[tuple[str, str]]] = {}
     for key, value in items:

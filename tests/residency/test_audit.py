@@ -403,3 +403,23 @@ def test_fleet_audit_collects_peer_reports_over_the_signed_internal_api(harness,
     collected = fleet_collect(regions=["eu-west-1", "eu-central-1"], check_ids=["RES-02"])
     report = fleet_merge(documents=collected, expected_regions=["eu-west-1", "eu-central-1"])
     assert report["missing_regions"] == ["eu-central-1"] and report["summary"]["verdict"] == "error"
+
+
+def test_directory_cache_entries_for_other_zones_are_not_findings(db):
+    from regions.redis import region_redis
+    from residency.cache import NAMESPACE
+
+    cache.clear()
+    us_user = uuid.uuid4()
+    directory_entry_apply_remote(
+        kind=USER, key=str(us_user), home_region="us-east-1", version=1, origin_region="us-east-1"
+    )
+    client = region_redis()
+    assert client is not None
+    client.set(f"eu-west-1:{NAMESPACE}user:{us_user}", "us-east-1|1|us-east-1")
+    try:
+        result = run("RES-05")["RES-05"]
+    finally:
+        cache.clear()
+        client.delete(f"eu-west-1:{NAMESPACE}user:{us_user}")
+    assert result["status"] == "pass", result["evidence"]
