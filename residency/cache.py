@@ -178,22 +178,40 @@ class DirectoryCache:
         client = self._client()
         if client is None:
             return entry
-        if entry.home_region is None:
-            ttl = _ttl("RESIDENCY_DIRECTORY_MISSING_TTL", 60.0)
-        else:
-            ttl = _ttl("RESIDENCY_DIRECTORY_REDIS_TTL", 600.0)
         try:
-            if self._script is None:
-                self._script = client.register_script(_KEEP_NEWER)
-            kept = self._script(
-                keys=[self.prefix + entry_id],
-                args=[entry.encode(), entry.version, entry.origin_region, max(1, int(ttl))],
-                client=client,
-            )
+            kept = self._keep_newer(client, entry_id, entry)
         except redis.RedisError as exc:
             self._redis_failed(exc)
             return entry
         return CachedEntry.decode(kept)
+
+    def _keep_newer(self, client: Any, entry_id: str, entry: CachedEntry) -> Any:
+        """Run the keep-newer script on ``client`` (a Redis client or a pipeline)."""
+        if entry.home_region is None:
+            ttl = _ttl("RESIDENCY_DIRECTORY_MISSING_TTL", 60.0)
+        else:
+            ttl = _ttl("RESIDENCY_DIRECTORY_REDIS_TTL", 600.0)
+        if self._script is None:
+            self._script = client.register_script(_KEEP_NEWER)
+        return self._script(
+            keys=[self.prefix + entry_id],
+            args=[entry.encode(), entry.version, entry.origin_region, max(1, int(ttl))],
+            client=client,
+        )
+
+    def publish_many(self, entries: list[tuple[str, CachedEntry]]) -> None:
+        """``remote_keep_newer`` + ``publish`` for many entries in one pipelined round trip."""
+        client = self._client()
+        if client is None or not entries:
+            return
+        try:
+            pipe = client.pipeline(transaction=False)
+            for entry_id, entry in entries:
+                self._keep_newer(pipe, entry_id, entry)
+                pipe.publish(self.channel, entry_id)
+            pipe.execute()
+        except redis.RedisError as exc:
+            self._redis_failed(exc)
 
     def publish(self, entry_id: str) -> None:
         client = self._client()
@@ -322,6 +340,15 @@ def directory_cache_publish(*, kind: str, key: str, entry: CachedEntry) -> None:
     cache.remote_keep_newer(entry_id, entry)
     cache.evict(entry_id)
     cache.publish(entry_id)
+
+
+def directory_cache_publish_many(*, entries: list[tuple[str, str, CachedEntry]]) -> None:
+    """``directory_cache_publish`` for a batch of ``(kind, key, entry)`` (replication applies batches)."""
+    cache = directory_cache()
+    ids = [(cache.entry_id(kind, key), entry) for kind, key, entry in entries]
+    cache.publish_many(ids)
+    for entry_id, _ in ids:
+        cache.evict(entry_id)
 
 
 def directory_cache_clear() -> None:

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from regions.replication.events import DIRECTORY_ENTRY
 from regions.replication.outbox import outbox_event_record
-from residency.cache import CachedEntry, directory_cache_publish
+from residency.cache import CachedEntry, directory_cache_publish, directory_cache_publish_many
 from residency.models import DirectoryEntry, ViolationEvent
 
 logger = logging.getLogger(__name__)
@@ -153,16 +153,8 @@ def directory_entries_apply_remote(*, entries: list[RemoteEntry]) -> set[RemoteE
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         changed = {best[(str(kind), str(key))] for kind, key in cursor.fetchall()}
-    for e in changed:
-        _publish_on_commit(
-            DirectoryEntry(
-                kind=e.kind,
-                key=e.key,
-                home_region=e.home_region,
-                version=e.version,
-                origin_region=e.origin_region,
-            )
-        )
+    published = [(e.kind, e.key, CachedEntry(e.home_region, e.version, e.origin_region)) for e in changed]
+    transaction.on_commit(lambda: directory_cache_publish_many(entries=published), robust=True)
     return changed
 
 

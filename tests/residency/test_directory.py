@@ -84,3 +84,15 @@ def test_batch_remote_apply_follows_the_same_version_rule():
     assert directory_home_region(kind=ORG, key="tie") == "eu-west-1"
     assert DirectoryEntry.objects.get(kind=ORG, key="twice").version == 3
     assert directory_entries_apply_remote(entries=batch) == set()  # idempotent
+
+
+@pytest.mark.django_db
+def test_batch_remote_apply_refreshes_the_directory_cache_after_commit(django_capture_on_commit_callbacks):
+    from residency.cache import directory_cache
+    from residency.services import RemoteEntry, directory_entries_apply_remote
+
+    cache = directory_cache()
+    with django_capture_on_commit_callbacks(execute=True):
+        directory_entries_apply_remote(entries=[RemoteEntry("org", "cached", "us-east-1", 7, "us-east-1")])
+    kept = cache.remote_get(cache.entry_id("org", "cached"))
+    assert kept is not None and (kept.home_region, kept.version) == ("us-east-1", 7)
