@@ -13,7 +13,11 @@ from django.core.exceptions import ImproperlyConfigured
 
 
 def assert_boot_checks() -> None:
-    errors = [m for m in checks.run_checks(include_deployment_checks=False) if m.is_serious()]
+    errors = [
+        m
+        for m in checks.run_checks(include_deployment_checks=False)
+        if m.is_serious() and not m.is_silenced()
+    ]
     if errors:
         lines = "\n".join(f"  - {m}" for m in errors)
         raise ImproperlyConfigured(f"Boot checks failed:\n{lines}")

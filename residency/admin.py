@@ -1,4 +1,4 @@
-"""Admin for residency data: the audit history (run, inspect, download)."""
+"""Admin for residency data: the directory and violation events (read-only), the audit history."""
 
 from __future__ import annotations
 
@@ -10,14 +10,46 @@ from django.shortcuts import get_object_or_404
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
 
+from regions.admin_base import ReadOnlyAdmin
 from residency.audit.render import FORMATS
 from residency.audit.services import audit_run
 from residency.audit.views import rendered
-from residency.models import AuditRun
+from residency.models import AuditRun, DirectoryEntry, ViolationEvent
+
+
+@admin.register(DirectoryEntry)
+class DirectoryEntryAdmin(ReadOnlyAdmin):
+    """The local copy of the global directory. Written only by residency.services (and replication)."""
+
+    list_display = ("kind", "key", "home_region", "version", "origin_region", "updated_at")
+    list_filter = ("kind", "home_region", "origin_region")
+    search_fields = ("key",)
+    date_hierarchy = "updated_at"
+
+
+@admin.register(ViolationEvent)
+class ViolationEventAdmin(ReadOnlyAdmin):
+    """Requests that reached the wrong region: what was decided (no personal data is stored)."""
+
+    list_display = (
+        "occurred_at",
+        "region",
+        "home_region",
+        "target_region",
+        "subject_kind",
+        "decision",
+        "status",
+        "path_template",
+    )
+    list_filter = ("decision", "subject_kind", "home_region", "target_region", "status")
+    search_fields = ("subject_hash", "path_template")
+    date_hierarchy = "occurred_at"
 
 
 @admin.register(AuditRun)
-class AuditRunAdmin(admin.ModelAdmin[AuditRun]):
+class AuditRunAdmin(ReadOnlyAdmin):
+    """Audit history: kept, never edited or deleted from the admin."""
+
     change_list_template = "admin/residency/auditrun/change_list.html"
     list_display = ("started_at", "region", "kind", "verdict", "findings", "trigger", "downloads")
     list_filter = ("verdict", "kind", "trigger", "region")
@@ -36,12 +68,6 @@ class AuditRunAdmin(admin.ModelAdmin[AuditRun]):
         "document",
     )
     fields = readonly_fields
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: AuditRun | None = None) -> bool:
-        return False
 
     @admin.display(description="Download")
     def downloads(self, obj: AuditRun) -> str:

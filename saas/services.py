@@ -5,7 +5,7 @@ Rules enforced here (so the API, the admin and scripts share them):
 - the directory (``residency.services.directory_entry_upsert``) is written in
   the same transaction as the user or organization it describes;
 - the role matrix (``saas.policy``) and the last-owner rule;
-- no cross-region membership (docs/decisions/0004-no-cross-region-membership.md).
+- no cross-region membership (docs/decisions/0005-no-cross-region-membership.md).
 
 Services are never ``durable``: the idempotency layer runs them inside its own
 transaction, so the effect and the idempotency record commit together.

@@ -10,16 +10,14 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
-from regions.replication.models import DeadLetter, OutboxEvent
+from regions.admin_base import ReadOnlyAdmin
+from regions.replication.models import DeadLetter, InboxEvent, OutboxEvent
 from regions.replication.outbox import dead_letter_discard, dead_letter_replay
 
 
-class _ReadOnly(admin.ModelAdmin):  # type: ignore[type-arg]
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+class _ReadOnly(ReadOnlyAdmin):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return admin.ModelAdmin.has_delete_permission(self, request, obj)
 
 
 def _payload(obj: OutboxEvent | DeadLetter) -> str:
@@ -78,3 +76,13 @@ class DeadLetterAdmin(_ReadOnly):
     def discard(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         count = dead_letter_discard(ids=queryset.values_list("pk", flat=True))
         self.message_user(request, f"Discarded {count} dead letters.", messages.WARNING)
+
+
+@admin.register(InboxEvent)
+class InboxEventAdmin(ReadOnlyAdmin):
+    """Events received from peers (idempotency record of the apply endpoint)."""
+
+    list_display = ("event_id", "origin_region", "event_type", "outcome", "deliveries", "received_at")
+    list_filter = ("origin_region", "event_type", "outcome")
+    search_fields = ("event_id",)
+    date_hierarchy = "received_at"

@@ -73,7 +73,7 @@ def test_a_307_from_eu_west_1_is_followed_to_us_east_1_with_method_body_path_and
     eu_web.stop()  # flushes its log and runs the deferred event writes first
     log = eu_web.log_path.read_text(errors="replace")
     assert "wrong-region request redirected" in log
-    assert "ada" not in log.lower() and "analytical" not in log and login_key(EMAIL) not in log
+    assert "ada.lovelace" not in log.lower() and "analytical" not in log and login_key(EMAIL) not in log
     events = list(ViolationEvent.objects.order_by("occurred_at").values("subject_kind", "method", "status"))
     assert events == [
         {"subject_kind": "org", "method": "PATCH", "status": 307},
