@@ -61,7 +61,7 @@ class DeadLetterAdmin(_ReadOnly):
         return False  # discard (logged) instead of a silent delete
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None and super(_ReadOnly, self).has_change_permission(request, obj)
+        return obj is None and admin.ModelAdmin.has_change_permission(self, request, obj)
 
     @admin.display(description="payload")
     def payload_pretty(self, obj: DeadLetter) -> str:
