@@ -5,10 +5,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q --disable-pip-version-check
 REQS := requirements.txt requirements-dev.txt constraints.txt
+# checkov pins packages (e.g. packaging<24) that conflict with the app's: own venv.
+CHECKOV_VENV := .venv-checkov
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run start stop test lint format venv clean
+.PHONY: help run start stop test lint format venv checkov-venv clean
 
 help:
 	@echo "make run    - create .venv and run the multi-region stack locally (Ctrl-C stops it)"
@@ -25,6 +27,13 @@ $(VENV)/.installed: $(REQS)
 
 venv: $(VENV)/.installed
 
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/pip install -q --disable-pip-version-check -r requirements-checkov.txt
+	@touch $@
+
+checkov-venv: $(CHECKOV_VENV)/.installed
+
 # The local multi-region stack (regions/devstack). REGIONS=eu-west-1,us-east-1 picks others.
 run: venv
 	$(BIN)/python -m regions.devstack run $(if $(REGIONS),--regions $(REGIONS))
@@ -35,7 +44,7 @@ start: venv
 stop:
 	@test -x $(BIN)/python && $(BIN)/python -m regions.devstack stop || true
 
-test: venv
+test: venv checkov-venv
 	@$(BIN)/python -m tests.harness.preflight --install
 	$(BIN)/pytest $(PYTEST_ARGS)
 
@@ -49,4 +58,4 @@ format: venv
 	$(BIN)/ruff format .
 
 clean:
-	rm -rf $(VENV) .run .mypy_cache .ruff_cache db.*.sqlite3
+	rm -rf $(VENV) $(CHECKOV_VENV) .run .mypy_cache .ruff_cache db.*.sqlite3

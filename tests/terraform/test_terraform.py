@@ -1,0 +1,534 @@
+"""Terraform: format, validation, residency of the plans, a security scan, and a
+real apply of the global stack plus one full region (eu-west-1) against
+moto_server, re-planned with no drift and read back through boto3.
+
+Order matters for the time budget: the first test plans the fleet and starts
+its apply in the background (RDS waits dominate it), the static checks and
+the residency plans run while it applies, and the tests that need the applied
+stack come last. See terraform/README.md, "Tests".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from regions.registry import load_registry
+from residency.terraform_plan import UNKNOWN_SOURCE, check_global_plan, check_region_plan, iter_resources
+from tests.harness.procs import ManagedProcess
+from tests.terraform.tf import REPO, TERRAFORM, MotoServer, Result, Workspace, missing_tools
+
+pytestmark = pytest.mark.slow
+
+FLEET = "tests/terraform/fixtures/fleet"
+REGION_ROOT = "terraform/envs/region"
+GLOBAL_ROOT = "terraform/envs/global"
+EU = {"eu-west-1", "eu-central-1"}
+CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
+
+
+@dataclass
+class Fleet:
+    """The fleet root: planned, then applied in the background."""
+
+    workspace: Workspace
+    moto: MotoServer
+    plan: dict[str, Any]
+    apply: ManagedProcess
+    _applied: Result | None = None
+    _replan: Result | None = None
+    destroy_plan: Result | None = None
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def applied(self) -> tuple[Result, Result]:
+        """Wait for the apply, then re-plan once (cached)."""
+        if self._applied is None:
+            assert self.apply.proc is not None
+            code = self.apply.proc.wait(timeout=480)
+            self._applied = Result(["apply"], code, self.apply.tail(60), "")
+            if code == 0:
+                # What destroy would do, planned from the same state while the
+                # re-plan refreshes it (see README: why no destroy against moto).
+                destroy = self.workspace.start(
+                    FLEET,
+                    ["plan", "-destroy", "-refresh=false", "-input=false", "-lock=false"],
+                    name="fleet-destroy-plan",
+                    timeout=240,
+                )
+                self._replan = self.workspace.run(
+                    FLEET,
+                    ["plan", "-detailed-exitcode", "-input=false", "-parallelism=20", "-lock=false"],
+                    timeout=240,
+                )
+                assert destroy.proc is not None
+                destroy_code = destroy.proc.wait(timeout=300)
+                self.destroy_plan = Result(
+                    ["plan", "-destroy"], destroy_code, destroy.log_path.read_text(), ""
+                )
+                outputs = self.workspace.run(FLEET, ["output", "-json"])
+                self.outputs = {k: v["value"] for k, v in json.loads(outputs.stdout).items()}
+        assert self._applied.returncode == 0, f"apply failed:\n{self._applied.output}"
+        assert self._replan is not None
+        return self._applied, self._replan
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
+    missing = missing_tools()
+    if missing:
+        pytest.fail("The Terraform tests need: " + "; ".join(missing))
+    return Workspace(tmp_path_factory.mktemp("terraform"))
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
+    server = MotoServer(tmp_path_factory.mktemp("moto"))
+    server.start()
+    try:
+        # The management account's organization with SCPs enabled, and an OU
+        # for the EU workloads (in AWS they exist before this project).
+        org = server.client("organizations", "us-east-1")
+        org.create_organization(FeatureSet="ALL")
+        root = org.list_roots()["Roots"][0]["Id"]
+        org.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
+        server.org_root = root
+        server.eu_ou = org.create_organizational_unit(ParentId=root, Name="eu-workloads")[
+            "OrganizationalUnit"
+        ]["Id"]
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def fleet(workspace: Workspace, moto: MotoServer) -> Iterator[Fleet]:
+    assert workspace.init(FLEET).returncode == 0
+    workspace.write_vars(
+        FLEET,
+        {
+            "endpoint": moto.url,
+            "registry_file": str(workspace.registry),
+            "scp_targets": {"EU": [moto.eu_ou]},
+        },
+    )
+    plan = workspace.run(FLEET, ["plan", "-input=false", "-out=fleet.tfplan", "-parallelism=20"], timeout=240)
+    assert plan.returncode == 0, plan.output
+    plan_json = workspace.show_json(FLEET, "fleet.tfplan")
+    apply = workspace.start(
+        FLEET, ["apply", "-input=false", "-parallelism=20", "fleet.tfplan"], name="fleet-apply", timeout=420
+    )
+    run = Fleet(workspace, moto, plan_json, apply)
+    try:
+        yield run
+    finally:
+        apply.stop()
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_registry(REPO / "regions" / "registry.yaml")
+
+
+def region_vars(moto: MotoServer, code: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "region_code": code,
+        "dns_zone_id": "Z0123456789ABCDEFGHIJ",
+        "image": "registry.example.invalid/saas:test",
+        "aws_endpoints": moto.endpoints(),
+        **extra,
+    }
+
+
+@dataclass
+class RootPlan:
+    result: Result
+    plan: dict[str, Any] | None
+
+
+@pytest.fixture(scope="module")
+def root_plans(workspace: Workspace, moto: MotoServer, fleet: Fleet) -> dict[str, RootPlan]:
+    """The production roots (and the refusal cases) planned side by side while the fleet applies."""
+    cross_zone = "tests/terraform/fixtures/cross_zone_standby"
+    for root in (REGION_ROOT, GLOBAL_ROOT, cross_zone):
+        init = workspace.init(root)
+        assert init.returncode == 0, init.output
+
+    registry_text = workspace.registry.read_text()
+    bad_registry = workspace.root / "registry-cross-zone.yaml"
+    bad_registry.write_text(registry_text.replace("standby: eu-central-1", "standby: us-east-1", 1))
+    endpoints = {
+        code: {"alb_dns_name": f"saas-{code}-123.{code}.elb.amazonaws.com", "alb_zone_id": "Z32O12XQLNTSW2"}
+        for code in load_registry(workspace.registry).codes
+    }
+    cases: dict[str, tuple[str, dict[str, Any]]] = {
+        "eu-west-1": (REGION_ROOT, region_vars(moto, "eu-west-1")),
+        "ap-south-1": (REGION_ROOT, region_vars(moto, "ap-south-1")),
+        "global": (GLOBAL_ROOT, {"aws_endpoints": moto.endpoints(), "region_endpoints": endpoints}),
+        "bad-registry": (REGION_ROOT, region_vars(moto, "eu-west-1", registry_file=str(bad_registry))),
+        "cross-zone-module": (cross_zone, {"endpoint": moto.url}),
+    }
+    running = {}
+    for name, (root, variables) in cases.items():
+        workspace.write_vars(root, variables, name=f"{name}.tfvars.json")
+        running[name] = workspace.start(
+            root,
+            ["plan", "-input=false", "-lock=false", f"-var-file={name}.tfvars.json", f"-out={name}.tfplan"],
+            name=f"plan-{name}",
+            timeout=300,
+        )
+    plans = {}
+    for name, process in running.items():
+        assert process.proc is not None
+        code = process.proc.wait(timeout=360)
+        root = cases[name][0]
+        result = Result(["plan", name], code, process.log_path.read_text(), "")
+        plans[name] = RootPlan(result, workspace.show_json(root, f"{name}.tfplan") if code == 0 else None)
+    return plans
+
+
+def planned(root_plans: dict[str, RootPlan], name: str) -> dict[str, Any]:
+    case = root_plans[name]
+    assert case.plan is not None, case.result.output
+    return case.plan
+
+
+# ---------------------------------------------------------------- the fleet plan
+
+
+def test_fleet_plan_keeps_the_region_in_its_zone(fleet: Fleet, registry) -> None:
+    report = check_region_plan(fleet.plan, registry=registry, region_code="eu-west-1", module="module.region")
+    assert report.ok, report.findings
+    placed = set(report.resources.values())
+    assert placed == EU  # the region itself and its standby
+    assert report.regions_referenced <= EU
+    standby = [a for a, r in report.resources.items() if ".module.standby[0]." in a]
+    assert standby and all(report.resources[a] == "eu-central-1" for a in standby)
+
+
+# ---------------------------------------------------------------- static checks
+
+
+def test_fmt_check_recursive() -> None:
+    for directory in ("terraform", "tests/terraform/fixtures"):
+        proc = subprocess.run(
+            [
+                "timeout",
+                "--foreground",
+                "60",
+                TERRAFORM,
+                "fmt",
+                "-check",
+                "-recursive",
+                "-no-color",
+                directory,
+            ],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 0, f"terraform fmt would change:\n{proc.stdout}{proc.stderr}"
+
+
+@pytest.mark.parametrize("root", [REGION_ROOT, GLOBAL_ROOT])
+def test_validate_offline(workspace: Workspace, root_plans: dict[str, RootPlan], root: str) -> None:
+    # root_plans ran `terraform init -plugin-dir=...` in every root: no network.
+    result = workspace.run(root, ["validate"])
+    assert result.returncode == 0, result.output
+    assert "Success" in result.stdout
+
+
+def test_checkov_finds_nothing_and_every_suppression_has_a_reason() -> None:
+    if not CHECKOV.exists():
+        pytest.fail(
+            f"{CHECKOV} is missing: run `make test` (it builds .venv-checkov from requirements-checkov.txt)"
+        )
+    skips = []
+    for path in sorted((REPO / "terraform").rglob("*.tf")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            if "checkov:skip" in line:
+                skips.append((path.relative_to(REPO), number, line.strip()))
+                match = re.search(r"checkov:skip=(CKV2?_AWS_\d+):(.+)$", line)
+                assert match and len(match.group(2).strip()) >= 15, (
+                    f"{path}:{number} suppresses a check without a reason"
+                )
+    env = {**os.environ, "BC_SKIP_MAPPING": "TRUE", "CHECKOV_RUN_SCA_PACKAGE_SCAN_V2": "false"}
+    proc = subprocess.run(
+        [
+            "timeout",
+            "--foreground",
+            "240",
+            str(CHECKOV),
+            "--directory",
+            "terraform",
+            "--framework",
+            "terraform",
+            "--output",
+            "json",
+            "--quiet",
+            "--skip-download",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
+    )
+    assert proc.stdout.strip(), proc.stderr[-3000:]
+    reports = json.loads(proc.stdout)
+    reports = reports if isinstance(reports, list) else [reports]
+    failed = [
+        f"{c['check_id']} {c['resource']} ({c['file_path']}:{c['file_line_range']})"
+        for r in reports
+        for c in r.get("results", {}).get("failed_checks", [])
+    ]
+    passed = sum(r.get("summary", {}).get("passed", 0) for r in reports)
+    assert not failed, "checkov failed checks:\n" + "\n".join(failed)
+    assert passed > 100
+    assert proc.returncode == 0
+
+
+# ---------------------------------------------------------------- residency of the plans
+
+
+def test_region_plan_eu_never_leaves_the_zone(root_plans: dict[str, RootPlan], registry) -> None:
+    plan = planned(root_plans, "eu-west-1")
+    report = check_region_plan(plan, registry=registry, region_code="eu-west-1")
+    assert report.ok, report.findings
+    assert set(report.resources.values()) == EU
+    # No US or APAC region is named anywhere in an EU plan.
+    text = json.dumps(plan)
+    for other in ("us-east-1", "ap-south-1", "us-west-2", "ap-southeast-1"):
+        assert other not in text
+    copies = {c.address: c for c in report.copies}
+    replica = copies["module.region.aws_db_instance.replica"]
+    assert replica.destination == "eu-west-1"
+    standby = copies["module.region.module.standby[0].aws_db_instance.standby"]
+    # The source ARN is known after apply; test_state_keeps_region_in_zone checks it.
+    assert (standby.destination, standby.sources) == ("eu-central-1", (UNKNOWN_SOURCE,))
+
+    # The same checker fails the plan if anything moves out of the zone.
+    moved = json.loads(text.replace('"eu-central-1"', '"us-east-1"'))
+    findings = check_region_plan(moved, registry=registry, region_code="eu-west-1").findings
+    rules = {f.rule for f in findings}
+    assert {"terraform.resource_outside_zone", "terraform.reference_outside_zone"} <= rules
+    assert any("module.standby[0].aws_db_instance.standby" in f.address for f in findings)
+
+
+def test_region_plan_without_standby_stays_home(root_plans: dict[str, RootPlan], registry) -> None:
+    plan = planned(root_plans, "ap-south-1")
+    report = check_region_plan(plan, registry=registry, region_code="ap-south-1")
+    assert report.ok, report.findings
+    assert set(report.resources.values()) == {"ap-south-1"}
+    assert report.regions_referenced == {"ap-south-1"}
+    assert not any("standby" in address for address in report.resources)
+
+
+def test_registry_standby_outside_the_zone_fails_plan(root_plans: dict[str, RootPlan]) -> None:
+    result = root_plans["bad-registry"].result
+    assert result.returncode != 0
+    message = " ".join(result.stdout.split())
+    assert "a standby must be another region of the same residency zone" in message
+    assert "eu-west-1 (zone EU) -> us-east-1 (zone US)" in message
+    assert "regions.E007" in message
+
+
+def test_region_module_refuses_a_standby_outside_the_zone(root_plans: dict[str, RootPlan]) -> None:
+    result = root_plans["cross-zone-module"].result
+    assert result.returncode != 0
+    message = " ".join(result.stdout.split())
+    assert "Residency: refusing a standby of region eu-west-1 (zone EU) in us-east-1" in message
+
+
+def test_global_plan_routes_and_fails_over_only_inside_zones(
+    root_plans: dict[str, RootPlan], registry
+) -> None:
+    plan = planned(root_plans, "global")
+    report = check_global_plan(plan, registry=registry)
+    assert report.ok, report.findings
+
+    resources = {r.address: r.values for r in iter_resources(plan) if r.mode == "managed"}
+    checks = {a: v for a, v in resources.items() if ".aws_route53_health_check." in a}
+    assert len(checks) == len(registry.codes)
+    assert {v["resource_path"] for v in checks.values()} == {"/health/ready"}
+    assert {v["fqdn"] for v in checks.values()} == {
+        r.internal_url.split("//")[1] for r in registry.regions.values()
+    }
+
+    failover = {a: v for a, v in resources.items() if ".aws_route53_record.failover[" in a}
+    secondaries = {
+        a.split('["')[1].split("/")[0]: v["alias"][0]["name"]
+        for a, v in failover.items()
+        if "/SECONDARY" in a
+    }
+    assert set(secondaries) == {"eu-west-1", "eu-central-1"}  # the registry's standbys
+    assert ".eu-central-1.elb." in secondaries["eu-west-1"]
+    assert ".eu-west-1.elb." in secondaries["eu-central-1"]
+
+    latency = [v for a, v in resources.items() if ".aws_route53_record.zone_entry[" in a]
+    by_name: dict[str, set[str]] = {}
+    for record in latency:
+        by_name.setdefault(record["name"], set()).add(record["latency_routing_policy"][0]["region"])
+    assert by_name == {
+        "eu.api.saas.example.com": EU,
+        "us.api.saas.example.com": {"us-east-1"},
+        "apac.api.saas.example.com": {"ap-south-1"},
+    }
+
+    # The checker notices a failover pair that would cross zones.
+    crossed = json.loads(
+        json.dumps(plan).replace("saas-eu-central-1-123.eu-central-1", "saas-us-east-1-123.us-east-1")
+    )
+    assert "terraform.routing_crosses_zones" in {
+        f.rule for f in check_global_plan(crossed, registry=registry).findings
+    }
+
+
+# ---------------------------------------------------------------- the applied fleet (moto)
+
+
+@pytest.mark.timeout(600)
+def test_apply_then_replan_shows_no_drift(fleet: Fleet) -> None:
+    _, replan = fleet.applied()
+    assert replan.returncode == 0, "re-plan after apply is not empty (exit 2 = changes):\n" + replan.output
+    assert "No changes." in replan.stdout
+
+
+def test_state_keeps_region_in_zone_and_no_secret(fleet: Fleet, registry) -> None:
+    fleet.applied()
+    state = fleet.workspace.show_json(FLEET)
+    report = check_region_plan(state, registry=registry, region_code="eu-west-1", module="module.region")
+    assert report.ok, report.findings
+    assert len(report.resources) > 100
+
+    # The database password and Django's SECRET_KEY are in Secrets Manager and
+    # nowhere in the state (write-only arguments).
+    secrets = fleet.moto.client("secretsmanager", "eu-west-1")
+    arns = fleet.outputs["app_secret_arns"]
+    database_url = secrets.get_secret_value(SecretId=arns["DATABASE_URL"])["SecretString"]
+    replica_urls = secrets.get_secret_value(SecretId=arns["REPLICA_DATABASE_URLS"])["SecretString"]
+    secret_key = secrets.get_secret_value(SecretId=arns["SECRET_KEY"])["SecretString"]
+    password = re.match(r"postgres://saas:([^@]+)@", database_url).group(1)  # type: ignore[union-attr]
+    assert len(password) >= 32 and len(secret_key) >= 50
+    assert f"saas:{password}@" in replica_urls
+    assert fleet.outputs["database"]["primary"] in database_url
+    assert fleet.outputs["database"]["replicas"][0] in replica_urls
+    raw_state = (fleet.workspace.path(FLEET) / "terraform.tfstate").read_text()
+    assert password not in raw_state
+    assert secret_key not in raw_state
+    assert "DIRECTORY_SECRET" in arns  # created empty; its value is copied in by an operator
+
+
+def test_readback_databases(fleet: Fleet) -> None:
+    fleet.applied()
+    rds = fleet.moto.client("rds", "eu-west-1")
+    kms_eu = fleet.moto.client("kms", "eu-west-1")
+    primary = rds.describe_db_instances(DBInstanceIdentifier="saas-eu-west-1-primary")["DBInstances"][0]
+    replica = rds.describe_db_instances(DBInstanceIdentifier="saas-eu-west-1-replica-1")["DBInstances"][0]
+    assert primary["StorageEncrypted"] is True
+    key = kms_eu.describe_key(KeyId=primary["KmsKeyId"])["KeyMetadata"]
+    assert key["KeyManager"] == "CUSTOMER" and ":eu-west-1:" in key["Arn"]
+    assert kms_eu.get_key_rotation_status(KeyId=key["KeyId"])["KeyRotationEnabled"] is True
+    assert primary["BackupRetentionPeriod"] == 14
+    assert primary["PubliclyAccessible"] is False
+    assert primary["MultiAZ"] is True
+    assert primary["ReadReplicaDBInstanceIdentifiers"][0] == "saas-eu-west-1-replica-1"
+    assert replica["ReadReplicaSourceDBInstanceIdentifier"] == "saas-eu-west-1-primary"
+    assert replica["StorageEncrypted"] is True and replica["KmsKeyId"] == primary["KmsKeyId"]
+
+    standby = fleet.moto.client("rds", "eu-central-1").describe_db_instances(
+        DBInstanceIdentifier="saas-eu-west-1-standby"
+    )["DBInstances"][0]
+    assert standby["ReadReplicaSourceDBInstanceIdentifier"] == primary["DBInstanceArn"]
+    assert standby["StorageEncrypted"] is True
+    assert ":eu-central-1:" in standby["KmsKeyId"]
+    assert ":eu-central-1:" in standby["DBInstanceArn"]
+
+
+def test_readback_redis(fleet: Fleet) -> None:
+    fleet.applied()
+    cache = fleet.moto.client("elasticache", "eu-west-1")
+    group = cache.describe_replication_groups(ReplicationGroupId="saas-eu-west-1")["ReplicationGroups"][0]
+    assert group["AtRestEncryptionEnabled"] is True
+    assert group["TransitEncryptionEnabled"] is True
+    assert group["AuthTokenEnabled"] is True
+    assert ":eu-west-1:" in group["KmsKeyId"]
+    assert group["AutomaticFailover"] == "enabled" and group["MultiAZ"] == "enabled"
+    assert len(group["MemberClusters"]) == 2
+    member = cache.describe_cache_clusters(CacheClusterId=group["MemberClusters"][0])["CacheClusters"][0]
+    assert [g["SecurityGroupId"] for g in member["SecurityGroups"]]
+
+
+def test_readback_load_balancer_and_health_checks(fleet: Fleet, registry) -> None:
+    fleet.applied()
+    elb = fleet.moto.client("elbv2", "eu-west-1")
+    lb = elb.describe_load_balancers(Names=["saas-eu-west-1"])["LoadBalancers"][0]
+    groups = elb.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"]
+    assert [g["HealthCheckPath"] for g in groups] == ["/health/ready"]
+    listeners = elb.describe_listeners(LoadBalancerArn=lb["LoadBalancerArn"])["Listeners"]
+    assert [(x["Port"], x["Protocol"]) for x in listeners] == [(443, "HTTPS")]
+    assert listeners[0]["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+
+    route53 = fleet.moto.client("route53", "us-east-1")
+    check_id = fleet.outputs["health_check_ids"]["eu-west-1"]
+    config = route53.get_health_check(HealthCheckId=check_id)["HealthCheck"]["HealthCheckConfig"]
+    assert config["ResourcePath"] == "/health/ready"
+    assert config["Type"] == "HTTPS"
+    assert config["FullyQualifiedDomainName"] == "eu-west-1.internal.saas.example.com"
+
+    autoscaling = fleet.moto.client("application-autoscaling", "eu-west-1")
+    targets = autoscaling.describe_scalable_targets(ServiceNamespace="ecs")["ScalableTargets"]
+    assert sorted(t["ResourceId"] for t in targets) == [
+        "service/saas-eu-west-1/web",
+        "service/saas-eu-west-1/worker",
+    ]
+
+
+def test_readback_region_deny_guardrail(fleet: Fleet) -> None:
+    fleet.applied()
+    org = fleet.moto.client("organizations", "us-east-1")
+    attached = {
+        target: [
+            json.loads(org.describe_policy(PolicyId=p["Id"])["Policy"]["Content"])
+            for p in org.list_policies_for_target(TargetId=target, Filter="SERVICE_CONTROL_POLICY")[
+                "Policies"
+            ]
+            if p["Name"].startswith("region-deny-")
+        ]
+        for target in (fleet.moto.org_root, fleet.moto.eu_ou)
+    }
+    [fleet_policy] = attached[fleet.moto.org_root]
+    [eu_policy] = attached[fleet.moto.eu_ou]
+    statement = (
+        fleet_policy["Statement"][0]
+        if isinstance(fleet_policy["Statement"], list)
+        else fleet_policy["Statement"]
+    )
+    assert statement["Effect"] == "Deny"
+    assert set(statement["Condition"]["StringNotEquals"]["aws:RequestedRegion"]) == {
+        "eu-west-1",
+        "eu-central-1",
+        "us-east-1",
+        "ap-south-1",
+    }
+    assert "iam:*" in statement["NotAction"] and "route53:*" in statement["NotAction"]
+    eu_statement = (
+        eu_policy["Statement"][0] if isinstance(eu_policy["Statement"], list) else eu_policy["Statement"]
+    )
+    assert set(eu_statement["Condition"]["StringNotEquals"]["aws:RequestedRegion"]) == EU
+
+
+def test_destroy_plan_removes_everything(fleet: Fleet) -> None:
+    fleet.applied()
+    state = fleet.workspace.show_json(FLEET)
+    managed = [r for r in iter_resources(state) if r.mode == "managed"]
+    result = fleet.destroy_plan
+    assert result is not None and result.returncode == 0, result and result.output
+    assert f"0 to add, 0 to change, {len(managed)} to destroy" in result.stdout
