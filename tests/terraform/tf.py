@@ -123,11 +123,17 @@ class Workspace:
     def init(self, directory: str) -> Result:
         return self.run(directory, ["init", "-input=false", f"-plugin-dir={PLUGIN_DIR}"], timeout=120)
 
-    def start(self, directory: str, args: list[str], *, name: str, timeout: float) -> ManagedProcess:
-        """Start a long Terraform command in the background (stopped by PID if abandoned)."""
+    def start(
+        self, directory: str, args: list[str], *, name: str, timeout: float, nice: bool = False
+    ) -> ManagedProcess:
+        """Start a long Terraform command in the background (stopped by PID if abandoned).
+
+        ``nice`` lowers its CPU priority, so side work yields to the apply.
+        """
+        argv = self.argv([f"-chdir={self.path(directory)}", *args, "-no-color"], timeout)
         process = ManagedProcess(
             name=name,
-            argv=self.argv([f"-chdir={self.path(directory)}", *args, "-no-color"], timeout),
+            argv=["nice", "-n", "10", *argv] if nice else argv,
             log_path=self.root / f"{name}.log",
             env=self.env(),
         )

@@ -50,7 +50,7 @@ variable "region_endpoints" {
 variable "health_check" {
   description = "Route 53 health check settings (path is fixed to /health/ready)."
   type        = object({ failure_threshold = number, request_interval = number })
-  default     = { failure_threshold = 3, request_interval = 30 }
+  default     = { failure_threshold = 3, request_interval = 10 }
 }
 
 variable "global_service_actions" {
@@ -124,47 +124,21 @@ resource "aws_route53_zone" "this" {
   comment = "Multi-region SaaS: region hosts, zone entries, certificate validation"
 }
 
+module "dns_logs_kms" {
+  source = "../kms_key"
+
+  description = "Route 53 query logs of ${var.dns_zone_name}"
+}
+
 resource "aws_cloudwatch_log_group" "dns_queries" {
   name              = "/aws/route53/${var.dns_zone_name}"
   retention_in_days = 365
-  kms_key_id        = aws_kms_key.dns_logs.arn
+  kms_key_id        = module.dns_logs_kms.arn
 }
 
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
 data "aws_region" "current" {}
 
-data "aws_iam_policy_document" "dns_logs_kms" {
-  # A key policy applies to its own key only: Resource "*" means this key, and
-  # the account-root statement is the AWS default that lets IAM grant use.
-  #checkov:skip=CKV_AWS_109:key policy; "*" is this key, administered by the account root only
-  #checkov:skip=CKV_AWS_111:key policy; "*" is this key, administered by the account root only
-  #checkov:skip=CKV_AWS_356:key policy; Resource "*" in a key policy is the key itself
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${data.aws_partition.current.partition}:iam::${data.aws_caller_identity.current.account_id}:root"]
-    }
-  }
-  statement {
-    sid       = "CloudWatchLogsUse"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${data.aws_region.current.name}.amazonaws.com"]
-    }
-  }
-}
 
-resource "aws_kms_key" "dns_logs" {
-  description         = "Route 53 query logs of ${var.dns_zone_name}"
-  enable_key_rotation = true
-  policy              = data.aws_iam_policy_document.dns_logs_kms.json
-}
 
 data "aws_iam_policy_document" "dns_logs" {
   statement {
@@ -190,13 +164,15 @@ resource "aws_route53_query_log" "this" {
 }
 
 # ---------------------------------------------------------------- health checks
-# Each checks the region's own internal host (a plain alias to its ALB that
-# never fails over), so a standby taking over never masks the region's state.
+# Each checks the region's own public host (a plain alias to its ALB that
+# never fails over: failover happens on the zone entry), so a standby taking
+# over never masks the region's state. Fast interval, as regions/README.md
+# recommends for /health/ready.
 resource "aws_route53_health_check" "region" {
   for_each = local.deployed
 
   type              = "HTTPS"
-  fqdn              = each.value.internal_host
+  fqdn              = each.value.public_host
   port              = 443
   resource_path     = "/health/ready"
   enable_sni        = true

@@ -57,7 +57,7 @@ data "aws_iam_policy_document" "execution_secrets" {
   statement {
     sid       = "DecryptThemThroughSecretsManager"
     actions   = ["kms:Decrypt"]
-    resources = [aws_kms_key.region.arn]
+    resources = [module.kms.arn]
     condition {
       test     = "StringEquals"
       variable = "kms:ViaService"
@@ -268,10 +268,10 @@ resource "aws_lb_target_group" "web" {
   health_check {
     path                = "/health/ready"
     matcher             = "200"
-    interval            = 15
+    interval            = 10
     timeout             = 5
     healthy_threshold   = 2
-    unhealthy_threshold = 3
+    unhealthy_threshold = 2
   }
 }
 
@@ -373,7 +373,7 @@ resource "aws_wafv2_web_acl" "this" {
 resource "aws_cloudwatch_log_group" "waf" {
   name              = "aws-waf-logs-${local.name}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.region.arn
+  kms_key_id        = module.kms.arn
 }
 
 resource "aws_wafv2_web_acl_logging_configuration" "this" {

@@ -8,28 +8,18 @@ locals {
   db_username   = "saas"
 }
 
+module "postgres_parameters" {
+  source = "../postgres_parameter_group"
+
+  name   = "${local.name}-postgres"
+  family = var.db_parameter_group_family
+}
+
 resource "aws_db_subnet_group" "this" {
   name       = local.name
   subnet_ids = aws_subnet.private[*].id
 }
 
-resource "aws_db_parameter_group" "postgres" {
-  name   = "${local.name}-postgres"
-  family = var.db_parameter_group_family
-
-  parameter {
-    name  = "rds.force_ssl"
-    value = "1"
-  }
-  parameter {
-    name  = "log_statement"
-    value = "ddl"
-  }
-  parameter {
-    name  = "log_min_duration_statement"
-    value = "1000"
-  }
-}
 
 data "aws_iam_policy_document" "rds_monitoring_assume" {
   statement {
@@ -74,13 +64,13 @@ resource "aws_db_instance" "primary" {
   max_allocated_storage = var.db_max_allocated_storage
   storage_type          = "gp3"
   storage_encrypted     = true
-  kms_key_id            = aws_kms_key.region.arn
+  kms_key_id            = module.kms.arn
 
   multi_az               = true
   db_subnet_group_name   = aws_db_subnet_group.this.name
   vpc_security_group_ids = [aws_security_group.db.id]
   publicly_accessible    = false
-  parameter_group_name   = aws_db_parameter_group.postgres.name
+  parameter_group_name   = module.postgres_parameters.name
 
   backup_retention_period   = var.db_backup_retention_days
   backup_window             = "02:00-03:00"
@@ -94,7 +84,7 @@ resource "aws_db_instance" "primary" {
   iam_database_authentication_enabled   = true
   enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.region.arn
+  performance_insights_kms_key_id       = module.kms.arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 60
   monitoring_role_arn                   = aws_iam_role.rds_monitoring.arn
@@ -111,11 +101,11 @@ resource "aws_db_instance" "replica" {
 
   max_allocated_storage  = var.db_max_allocated_storage
   storage_encrypted      = true
-  kms_key_id             = aws_kms_key.region.arn
+  kms_key_id             = module.kms.arn
   multi_az               = true
   vpc_security_group_ids = [aws_security_group.db.id]
   publicly_accessible    = false
-  parameter_group_name   = aws_db_parameter_group.postgres.name
+  parameter_group_name   = module.postgres_parameters.name
 
   copy_tags_to_snapshot = true
   skip_final_snapshot   = true
@@ -124,7 +114,7 @@ resource "aws_db_instance" "replica" {
   iam_database_authentication_enabled   = true
   enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.region.arn
+  performance_insights_kms_key_id       = module.kms.arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 60
   monitoring_role_arn                   = aws_iam_role.rds_monitoring.arn
@@ -162,7 +152,7 @@ resource "aws_elasticache_replication_group" "this" {
   security_group_ids         = [aws_security_group.redis.id]
 
   at_rest_encryption_enabled = true
-  kms_key_id                 = aws_kms_key.region.arn
+  kms_key_id                 = module.kms.arn
   transit_encryption_enabled = true
   auth_token                 = data.aws_secretsmanager_random_password.redis.random_password
 
@@ -204,7 +194,7 @@ resource "aws_secretsmanager_secret" "app" {
 
   name                    = "${var.name_prefix}/${local.code}/${each.key}"
   description             = "${each.key} of the ${local.code} app"
-  kms_key_id              = aws_kms_key.region.arn
+  kms_key_id              = module.kms.arn
   recovery_window_in_days = 7
 }
 

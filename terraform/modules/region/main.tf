@@ -46,56 +46,13 @@ resource "terraform_data" "residency_guard" {
 # ---------------------------------------------------------------- KMS
 # One customer-managed key per region encrypts RDS (storage and Performance
 # Insights), Redis at rest, Secrets Manager and the CloudWatch log groups.
-data "aws_iam_policy_document" "kms" {
-  # A key policy applies to its own key only: Resource "*" means this key, and
-  # the account-root statement is the AWS default that lets IAM grant use.
-  #checkov:skip=CKV_AWS_109:key policy; "*" is this key, administered by the account root only
-  #checkov:skip=CKV_AWS_111:key policy; "*" is this key, administered by the account root only
-  #checkov:skip=CKV_AWS_356:key policy; Resource "*" in a key policy is the key itself
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
+module "kms" {
+  source = "../kms_key"
 
-  statement {
-    sid = "CloudWatchLogsUseInRegion"
-    actions = [
-      "kms:Encrypt*",
-      "kms:Decrypt*",
-      "kms:ReEncrypt*",
-      "kms:GenerateDataKey*",
-      "kms:Describe*",
-    ]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${var.region.cloud_region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${var.region.cloud_region}:${local.account_id}:log-group:*"]
-    }
-  }
-}
-
-resource "aws_kms_key" "region" {
-  description             = "${local.name}: data at rest (RDS, Redis, secrets, logs)"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
+  description = "${local.name}: data at rest (RDS, Redis, secrets, logs)"
+  alias       = local.name
 
   depends_on = [terraform_data.residency_guard]
-}
-
-resource "aws_kms_alias" "region" {
-  name          = "alias/${local.name}"
-  target_key_id = aws_kms_key.region.key_id
 }
 
 # ---------------------------------------------------------------- logs
@@ -104,19 +61,14 @@ resource "aws_cloudwatch_log_group" "service" {
 
   name              = "/${var.name_prefix}/${local.code}/${each.key}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.region.arn
+  kms_key_id        = module.kms.arn
 }
 
-resource "aws_cloudwatch_log_group" "vpc_flow" {
-  name              = "/${var.name_prefix}/${local.code}/vpc-flow"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.region.arn
-}
 
 resource "aws_cloudwatch_log_group" "redis" {
   name              = "/${var.name_prefix}/${local.code}/redis-slow"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.region.arn
+  kms_key_id        = module.kms.arn
 }
 
 # RDS would create these itself with no retention and no CMK; creating them
@@ -131,5 +83,5 @@ resource "aws_cloudwatch_log_group" "rds" {
 
   name              = each.key
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.region.arn
+  kms_key_id        = module.kms.arn
 }

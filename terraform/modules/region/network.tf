@@ -2,6 +2,7 @@
 # and private subnets (ECS tasks, RDS, Redis), one NAT gateway per zone.
 
 resource "aws_vpc" "this" {
+  #checkov:skip=CKV2_AWS_11:flow logs are enabled by module.flow_logs (modules/flow_logs), which the graph check does not follow
   cidr_block           = var.vpc_cidr
   enable_dns_support   = true
   enable_dns_hostnames = true
@@ -99,48 +100,13 @@ resource "aws_route_table_association" "private" {
 }
 
 # ---------------------------------------------------------------- flow logs
-data "aws_iam_policy_document" "flow_logs_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["vpc-flow-logs.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
+module "flow_logs" {
+  source = "../flow_logs"
 
-resource "aws_iam_role" "flow_logs" {
-  name               = "${local.name}-vpc-flow-logs"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
-}
-
-data "aws_iam_policy_document" "flow_logs" {
-  statement {
-    actions = [
-      "logs:CreateLogStream",
-      "logs:PutLogEvents",
-      "logs:DescribeLogStreams",
-    ]
-    resources = ["${aws_cloudwatch_log_group.vpc_flow.arn}:*"]
-  }
-}
-
-resource "aws_iam_role_policy" "flow_logs" {
-  name   = "write-flow-logs"
-  role   = aws_iam_role.flow_logs.id
-  policy = data.aws_iam_policy_document.flow_logs.json
-}
-
-resource "aws_flow_log" "vpc" {
-  vpc_id          = aws_vpc.this.id
-  traffic_type    = "ALL"
-  log_destination = aws_cloudwatch_log_group.vpc_flow.arn
-  iam_role_arn    = aws_iam_role.flow_logs.arn
+  name           = "${var.name_prefix}/${local.code}"
+  vpc_id         = aws_vpc.this.id
+  kms_key_arn    = module.kms.arn
+  retention_days = var.log_retention_days
 }
 
 # ---------------------------------------------------------------- security groups

@@ -54,7 +54,7 @@ output "vpc_id" {
 
 output "kms_key_arn" {
   description = "The region's customer-managed KMS key."
-  value       = aws_kms_key.region.arn
+  value       = module.kms.arn
 }
 
 output "global_endpoint" {

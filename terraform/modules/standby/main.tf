@@ -76,8 +76,6 @@ variable "deletion_protection" {
 }
 
 data "aws_region" "current" {}
-data "aws_caller_identity" "current" {}
-data "aws_partition" "current" {}
 
 # Pinned by name (a, b, c) so the set never grows silently when AWS adds a zone.
 data "aws_availability_zones" "available" {
@@ -89,10 +87,8 @@ data "aws_availability_zones" "available" {
 }
 
 locals {
-  azs        = slice(data.aws_availability_zones.available.names, 0, 2)
-  account_id = data.aws_caller_identity.current.account_id
-  partition  = data.aws_partition.current.partition
-  db_id      = var.name
+  azs   = slice(data.aws_availability_zones.available.names, 0, 2)
+  db_id = var.name
 }
 
 resource "terraform_data" "residency_guard" {
@@ -106,47 +102,18 @@ resource "terraform_data" "residency_guard" {
   }
 }
 
-data "aws_iam_policy_document" "kms" {
-  # A key policy applies to its own key only: Resource "*" means this key, and
-  # the account-root statement is the AWS default that lets IAM grant use.
-  #checkov:skip=CKV_AWS_109:key policy; "*" is this key, administered by the account root only
-  #checkov:skip=CKV_AWS_111:key policy; "*" is this key, administered by the account root only
-  #checkov:skip=CKV_AWS_356:key policy; Resource "*" in a key policy is the key itself
-  statement {
-    sid       = "AccountAdministers"
-    actions   = ["kms:*"]
-    resources = ["*"]
-    principals {
-      type        = "AWS"
-      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
-    }
-  }
-  statement {
-    sid       = "CloudWatchLogsUseInRegion"
-    actions   = ["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"]
-    resources = ["*"]
-    principals {
-      type        = "Service"
-      identifiers = ["logs.${var.standby_cloud_region}.amazonaws.com"]
-    }
-    condition {
-      test     = "ArnLike"
-      variable = "kms:EncryptionContext:aws:logs:arn"
-      values   = ["arn:${local.partition}:logs:${var.standby_cloud_region}:${local.account_id}:log-group:*"]
-    }
-  }
-}
 
-resource "aws_kms_key" "this" {
-  description             = "${var.name}: standby replica at rest"
-  enable_key_rotation     = true
-  deletion_window_in_days = 30
-  policy                  = data.aws_iam_policy_document.kms.json
+
+module "kms" {
+  source = "../kms_key"
+
+  description = "${var.name}: standby replica at rest"
 
   depends_on = [terraform_data.residency_guard]
 }
 
 resource "aws_vpc" "this" {
+  #checkov:skip=CKV2_AWS_11:flow logs are enabled by module.flow_logs (modules/flow_logs), which the graph check does not follow
   cidr_block           = var.vpc_cidr
   enable_dns_support   = true
   enable_dns_hostnames = true
@@ -168,58 +135,27 @@ resource "aws_subnet" "private" {
   tags              = { Name = "${var.name}-${local.azs[count.index]}", Tier = "private" }
 }
 
-resource "aws_cloudwatch_log_group" "vpc_flow" {
-  name              = "/${var.name}/vpc-flow"
-  retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
-}
 
 resource "aws_cloudwatch_log_group" "rds" {
   for_each = toset(["postgresql", "upgrade"])
 
   name              = "/aws/rds/instance/${local.db_id}/${each.key}"
   retention_in_days = var.log_retention_days
-  kms_key_id        = aws_kms_key.this.arn
+  kms_key_id        = module.kms.arn
 }
 
-data "aws_iam_policy_document" "flow_logs_assume" {
-  statement {
-    actions = ["sts:AssumeRole"]
-    principals {
-      type        = "Service"
-      identifiers = ["vpc-flow-logs.amazonaws.com"]
-    }
-    condition {
-      test     = "StringEquals"
-      variable = "aws:SourceAccount"
-      values   = [local.account_id]
-    }
-  }
-}
 
-resource "aws_iam_role" "flow_logs" {
-  name               = "${var.name}-vpc-flow-logs"
-  assume_role_policy = data.aws_iam_policy_document.flow_logs_assume.json
-}
 
-data "aws_iam_policy_document" "flow_logs" {
-  statement {
-    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
-    resources = ["${aws_cloudwatch_log_group.vpc_flow.arn}:*"]
-  }
-}
 
-resource "aws_iam_role_policy" "flow_logs" {
-  name   = "write-flow-logs"
-  role   = aws_iam_role.flow_logs.id
-  policy = data.aws_iam_policy_document.flow_logs.json
-}
 
-resource "aws_flow_log" "vpc" {
-  vpc_id          = aws_vpc.this.id
-  traffic_type    = "ALL"
-  log_destination = aws_cloudwatch_log_group.vpc_flow.arn
-  iam_role_arn    = aws_iam_role.flow_logs.arn
+
+module "flow_logs" {
+  source = "../flow_logs"
+
+  name           = var.name
+  vpc_id         = aws_vpc.this.id
+  kms_key_arn    = module.kms.arn
+  retention_days = var.log_retention_days
 }
 
 # No ingress until the standby is promoted and the standby region's app is
@@ -235,22 +171,12 @@ resource "aws_db_subnet_group" "this" {
   subnet_ids = aws_subnet.private[*].id
 }
 
-resource "aws_db_parameter_group" "postgres" {
+
+module "postgres_parameters" {
+  source = "../postgres_parameter_group"
+
   name   = "${var.name}-postgres"
   family = var.db_parameter_group_family
-
-  parameter {
-    name  = "rds.force_ssl"
-    value = "1"
-  }
-  parameter {
-    name  = "log_statement"
-    value = "ddl"
-  }
-  parameter {
-    name  = "log_min_duration_statement"
-    value = "1000"
-  }
 }
 
 resource "aws_db_instance" "standby" {
@@ -260,12 +186,12 @@ resource "aws_db_instance" "standby" {
 
   max_allocated_storage  = var.max_allocated_storage
   storage_encrypted      = true
-  kms_key_id             = aws_kms_key.this.arn
+  kms_key_id             = module.kms.arn
   multi_az               = true
   db_subnet_group_name   = aws_db_subnet_group.this.name
   vpc_security_group_ids = [aws_security_group.db.id]
   publicly_accessible    = false
-  parameter_group_name   = aws_db_parameter_group.postgres.name
+  parameter_group_name   = module.postgres_parameters.name
 
   backup_retention_period   = var.backup_retention_days
   copy_tags_to_snapshot     = true
@@ -276,7 +202,7 @@ resource "aws_db_instance" "standby" {
   iam_database_authentication_enabled   = true
   enabled_cloudwatch_logs_exports       = ["postgresql", "upgrade"]
   performance_insights_enabled          = true
-  performance_insights_kms_key_id       = aws_kms_key.this.arn
+  performance_insights_kms_key_id       = module.kms.arn
   performance_insights_retention_period = 7
   monitoring_interval                   = 60
   monitoring_role_arn                   = var.monitoring_role_arn
