@@ -6,6 +6,7 @@ The Terraform tests run the same checks on real plans and states.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -36,7 +37,7 @@ def resource(address: str, type_: str, values: dict[str, Any], mode: str = "mana
 
 
 def module(
-    address: str, resources: list[dict[str, Any]], children: list[dict[str, Any]] = ()
+    address: str, resources: list[dict[str, Any]], children: Sequence[dict[str, Any]] = ()
 ) -> dict[str, Any]:
     return {"address": address, "resources": resources, "child_modules": list(children)}
 

@@ -6,15 +6,17 @@ locals {
 
   environment = merge(
     {
-      REGION                  = local.code
-      REGION_REGISTRY         = "regions/registry.yaml"
-      DJANGO_SETTINGS_MODULE  = "settings.production"
-      ALLOWED_HOSTS           = join(",", local.app_hosts)
-      CSRF_TRUSTED_ORIGINS    = join(",", [for h in local.app_hosts : "https://${h}"])
-      TRUST_X_FORWARDED_PROTO = "true"
-      DB_POOL                 = "true"
-      CODE_VERSION            = var.code_version
-      LOG_LEVEL               = "INFO"
+      REGION                   = local.code
+      REGION_REGISTRY          = "regions/registry.yaml"
+      REPLICA_REGIONS          = local.code
+      METRICS_ALLOWED_NETWORKS = var.vpc_cidr
+      DJANGO_SETTINGS_MODULE   = "settings.production"
+      ALLOWED_HOSTS            = join(",", local.app_hosts)
+      CSRF_TRUSTED_ORIGINS     = join(",", [for h in local.app_hosts : "https://${h}"])
+      TRUST_X_FORWARDED_PROTO  = "true"
+      DB_POOL                  = "true"
+      CODE_VERSION             = var.code_version
+      LOG_LEVEL                = "INFO"
     },
     var.extra_environment,
   )

@@ -184,7 +184,7 @@ locals {
   replica_host   = "${aws_db_instance.replica.address}:${aws_db_instance.replica.port}"
   redis_endpoint = "${aws_elasticache_replication_group.this.primary_endpoint_address}:6379"
 
-  generated_secrets = ["SECRET_KEY", "DATABASE_URL", "REPLICA_DATABASE_URLS", "REDIS_URL", "CELERY_BROKER_URL"]
+  generated_secrets = ["SECRET_KEY", "METRICS_TOKEN", "DATABASE_URL", "REPLICA_DATABASE_URLS", "REDIS_URL", "CELERY_BROKER_URL"]
   secret_names      = concat(local.generated_secrets, var.fleet_secret_names)
 }
 
@@ -206,6 +206,17 @@ ephemeral "aws_secretsmanager_random_password" "secret_key" {
 resource "aws_secretsmanager_secret_version" "secret_key" {
   secret_id                = aws_secretsmanager_secret.app["SECRET_KEY"].id
   secret_string_wo         = ephemeral.aws_secretsmanager_random_password.secret_key.random_password
+  secret_string_wo_version = var.secret_key_version
+}
+
+ephemeral "aws_secretsmanager_random_password" "metrics_token" {
+  password_length     = 48
+  exclude_punctuation = true
+}
+
+resource "aws_secretsmanager_secret_version" "metrics_token" {
+  secret_id                = aws_secretsmanager_secret.app["METRICS_TOKEN"].id
+  secret_string_wo         = ephemeral.aws_secretsmanager_random_password.metrics_token.random_password
   secret_string_wo_version = var.secret_key_version
 }
 

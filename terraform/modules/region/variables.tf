@@ -170,16 +170,17 @@ variable "commands" {
   description = "Container commands of the three services."
   type        = object({ web = list(string), worker = list(string), beat = list(string) })
   default = {
-    web    = ["gunicorn", "saas.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--access-logfile", "-"]
+    # gunicorn.conf.py (repository root) adds JSON logs, multiprocess metrics and no IP access log.
+    web    = ["gunicorn", "saas.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3"]
     worker = ["celery", "-A", "saas", "worker", "--loglevel", "INFO"]
     beat   = ["celery", "-A", "saas", "beat", "--loglevel", "INFO", "--schedule", "/tmp/celerybeat-schedule"]
   }
 }
 
 variable "fleet_secret_names" {
-  description = "Environment variables whose value is the same in every region (e.g. DIRECTORY_SECRET). Terraform creates the empty secret; an operator copies the fleet's value in (README)."
+  description = "Environment variables whose value is the same in every region (DIRECTORY_SECRET, AUDIT_SIGNING_KEYS). Terraform creates the empty secret; an operator copies the fleet's value in (README)."
   type        = list(string)
-  default     = ["DIRECTORY_SECRET"]
+  default     = ["DIRECTORY_SECRET", "AUDIT_SIGNING_KEYS"]
 }
 
 variable "extra_environment" {
