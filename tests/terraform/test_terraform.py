@@ -226,6 +226,8 @@ def test_fmt_check_recursive() -> None:
         assert proc.returncode == 0, f"terraform fmt would change:\n{proc.stdout}{proc.stderr}"
 
 
+# The first test that needs root_plans also waits for its plans (and starts the apply).
+@pytest.mark.timeout(600)
 @pytest.mark.parametrize("root", [REGION_ROOT, GLOBAL_ROOT])
 def test_validate_offline(workspace: Workspace, root_plans: dict[str, RootPlan], root: str) -> None:
     # root_plans ran `terraform init -plugin-dir=...` in every root: no network.
@@ -350,9 +352,7 @@ def test_global_plan_routes_and_fails_over_only_inside_zones(
     checks = {a: v for a, v in resources.items() if ".aws_route53_health_check." in a}
     assert len(checks) == len(registry.codes)
     assert {v["resource_path"] for v in checks.values()} == {"/health/ready"}
-    assert {v["fqdn"] for v in checks.values()} == {
-        r.public_host for r in registry.regions.values()
-    }
+    assert {v["fqdn"] for v in checks.values()} == {r.public_host for r in registry.regions.values()}
 
     failover = {a: v for a, v in resources.items() if ".aws_route53_record.failover[" in a}
     secondaries = {
