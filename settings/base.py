@@ -289,6 +289,8 @@ RESIDENCY_LOGIN_PATHS = ("/api/v1/auth/login", "/api/v1/auth/token")
 AUDIT_SIGNING_KEYS = env.str("AUDIT_SIGNING_KEYS", "dev:dev-audit-signing-key-change-me")
 AUDIT_LOG_PATHS = env.list("AUDIT_LOG_PATHS")
 AUDIT_REDIS_SCAN_LIMIT = env.int("AUDIT_REDIS_SCAN_LIMIT", 200_000)
+# Terraform configuration RES-08 reads when no plan is given (default: the repository's terraform/).
+AUDIT_TERRAFORM_DIR = env.optional("AUDIT_TERRAFORM_DIR")
 
 # --- Replication, inter-region calls, peer health (regions) ------------------------
 # See regions/README.md, "Replication". Signing keys: the first signs, every one

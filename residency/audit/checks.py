@@ -662,3 +662,119 @@ def check_wrong_region_outcomes(context: AuditContext) -> CheckResult:
         else f"{findings} wrong-region request(s) were served here or sent out of the zone."
     )
     return CheckResult(status, findings, summary, evidence)
+
+
+# --- 8. The infrastructure configuration keeps the region in its zone -------------------
+
+_TF_COMMENTS = re.compile(r"/\*.*?\*/|#[^\n]*|//[^\n]*", re.S)
+# Documentation strings (variable descriptions, e.g. "saas-eu-west-1-standby") configure nothing.
+_TF_DESCRIPTION = re.compile(r'\bdescription\s*=\s*"(?:[^"\\]|\\.)*"')
+_TF_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+
+
+def _terraform_literals(directory: Any) -> dict[str, set[str]]:
+    """Cloud region names written literally in ``.tf`` files under ``directory`` (comments ignored)."""
+    from residency.terraform_plan import CLOUD_REGION_RE
+
+    found: dict[str, set[str]] = {}
+    for path in sorted(directory.rglob("*.tf")):
+        if ".terraform" in path.parts:
+            continue
+        text = _TF_COMMENTS.sub("", path.read_text(encoding="utf-8", errors="replace"))
+        text = _TF_DESCRIPTION.sub("", text)
+        regions = {
+            match for literal in _TF_STRING.findall(text) for match in CLOUD_REGION_RE.findall(literal)
+        }
+        if regions:
+            found[str(path.relative_to(directory))] = regions
+    return found
+
+
+@audit_check(
+    id="RES-08",
+    title="The infrastructure keeps the region's data in its zone",
+    description=(
+        "Every cloud resource of this region is placed in the region's cloud region (or an allowed "
+        "region of its zone), and database replicas, backups and snapshot copies never leave the zone. "
+        "With a Terraform plan (terraform show -json) every planned resource and every value naming a "
+        "cloud region is checked; otherwise the configuration files are read: the region's stack must "
+        "take its cloud regions from the registry, never from a literal outside the zone."
+    ),
+)
+def check_terraform(context: AuditContext) -> CheckResult:
+    from pathlib import Path
+
+    from residency.terraform_plan import check_region_plan, load_json
+
+    registry = get_registry()
+    region = registry.region(context.region)
+    allowed_cloud = {r.cloud_region for r in registry.regions_in_zone(region.zone)}
+    evidence = Evidence(
+        config={"cloud_region": region.cloud_region, "allowed_cloud_regions": sorted(allowed_cloud)}
+    )
+    if context.terraform_plan:
+        doc = load_json(context.terraform_plan)
+        report = check_region_plan(doc, registry=registry, region_code=context.region)
+        evidence.config["plan"] = str(context.terraform_plan)
+        evidence.counts["resources"] = len(report.resources)
+        evidence.counts["copies_and_replicas"] = len(report.copies)
+        for copy in report.copies[:SAMPLE_SIZE]:
+            evidence.notes.append(
+                f"{copy.kind} {copy.address}: {', '.join(copy.sources)} -> {copy.destination}"
+            )
+        for finding in report.findings:
+            evidence.notes.append(f"[{finding.rule}] {finding.address}: {finding.message}")
+        if report.findings:
+            evidence.samples["resources"] = [f.address for f in report.findings[:SAMPLE_SIZE]]
+        findings = len(report.findings)
+        status = verdict(findings)
+        summary = (
+            f"All {len(report.resources)} planned resources and {len(report.copies)} copies "
+            f"stay in zone {region.zone}."
+            if status is Status.PASS
+            else f"{findings} planned resource(s) or value(s) reach outside zone {region.zone}."
+        )
+        return CheckResult(status, findings, summary, evidence)
+
+    directory = Path(getattr(settings, "AUDIT_TERRAFORM_DIR", "") or Path(settings.BASE_DIR) / "terraform")
+    evidence.config["terraform_dir"] = str(directory)
+    stacks = [
+        directory / "modules" / "region",
+        directory / "modules" / "standby",
+        directory / "envs" / "region",
+    ]
+    if not all(path.is_dir() for path in stacks):
+        evidence.notes.append(
+            f"no Terraform configuration at {directory}; give --terraform-plan to check a plan"
+        )
+        return CheckResult(
+            Status.INCOMPLETE,
+            0,
+            "The infrastructure configuration was not available to this process.",
+            evidence,
+        )
+    outside: list[str] = []
+    for stack in stacks:
+        for path, regions in _terraform_literals(stack).items():
+            for cloud in sorted(regions):
+                evidence.notes.append(f"{stack.name}/{path} names {cloud}")
+                if cloud not in allowed_cloud:
+                    outside.append(f"{stack.name}/{path}: {cloud}")
+    registry_read = "yamldecode" in " ".join(
+        p.read_text(errors="replace") for p in (directory / "modules" / "registry").rglob("*.tf")
+    )
+    evidence.counts["files_read"] = sum(len(list(s.rglob("*.tf"))) for s in stacks)
+    evidence.config["registry_read_by_terraform"] = registry_read
+    findings = len(outside) + (0 if registry_read else 1)
+    if outside:
+        evidence.samples["literal_regions_outside_zone"] = outside[:SAMPLE_SIZE]
+    if not registry_read:
+        evidence.notes.append("the Terraform registry module does not read the region registry (yamldecode)")
+    status = verdict(findings)
+    summary = (
+        "The region's Terraform takes every cloud region from the registry; "
+        "nothing names a region outside the zone."
+        if status is Status.PASS
+        else f"{findings} place(s) in the region's Terraform configuration reach outside zone {region.zone}."
+    )
+    return CheckResult(status, findings, summary, evidence)

@@ -423,3 +423,45 @@ def test_directory_cache_entries_for_other_zones_are_not_findings(db):
         cache.clear()
         client.delete(f"eu-west-1:{NAMESPACE}user:{us_user}")
     assert result["status"] == "pass", result["evidence"]
+
+
+# --- RES-08: Terraform ---------------------------------------------------------------------
+
+
+def test_terraform_plan_in_zone_passes_and_a_standby_outside_the_zone_fails(tmp_path):
+    from tests.residency.test_terraform_plan import eu_plan
+
+    good, bad = tmp_path / "good.json", tmp_path / "bad.json"
+    good.write_text(json.dumps(eu_plan()))
+    bad.write_text(
+        json.dumps(eu_plan(standby_region="us-east-1", replica_source="arn:aws:rds:eu-west-1:1:db:x"))
+    )
+    passed = run("RES-08", terraform_plan=str(good))["RES-08"]
+    assert passed["status"] == "pass", passed["evidence"]["notes"]
+    assert passed["evidence"]["counts"]["copies_and_replicas"] == 1
+    failed = run("RES-08", terraform_plan=str(bad))["RES-08"]
+    assert failed["status"] == "fail"
+    assert (
+        "module.region.module.standby[0].aws_db_instance.standby"
+        in failed["evidence"]["samples"]["resources"]
+    )
+
+
+def test_terraform_configuration_naming_a_region_outside_the_zone_fails(tmp_path, settings):
+    import shutil
+
+    copy = tmp_path / "terraform"
+    shutil.copytree(REPO_ROOT / "terraform", copy, ignore=shutil.ignore_patterns(".terraform", "*.tfstate*"))
+    assert run("RES-08")["RES-08"]["status"] == "pass"
+    settings.AUDIT_TERRAFORM_DIR = str(copy)
+    assert run("RES-08")["RES-08"]["status"] == "pass"
+    main = copy / "modules" / "region" / "main.tf"
+    main.write_text(
+        main.read_text()
+        + '\nlocals {\n  # us-east-1 in a comment is fine\n  backup_copy_region = "us-east-1"\n}\n'
+    )
+    result = run("RES-08")["RES-08"]
+    assert result["status"] == "fail"
+    assert result["evidence"]["samples"]["literal_regions_outside_zone"] == ["region/main.tf: us-east-1"]
+    settings.AUDIT_TERRAFORM_DIR = str(tmp_path / "nowhere")
+    assert run("RES-08")["RES-08"]["status"] == "incomplete"
