@@ -465,3 +465,52 @@ def test_terraform_configuration_naming_a_region_outside_the_zone_fails(tmp_path
     assert result["evidence"]["samples"]["literal_regions_outside_zone"] == ["region/main.tf: us-east-1"]
     settings.AUDIT_TERRAFORM_DIR = str(tmp_path / "nowhere")
     assert run("RES-08")["RES-08"]["status"] == "incomplete"
+
+
+def test_email_name_and_extra_field_in_outbox_payloads_are_found(db):
+    from regions.replication.models import DeadLetter, OutboxEvent
+
+    User.objects.create(email="erin@eu.example", name="Erin Example", home_region="eu-west-1")
+    payload = {
+        "kind": "org",
+        "key": "acme",
+        "home_region": "eu-west-1",
+        "version": 1,
+        "origin_region": "eu-west-1",
+    }
+    clean = OutboxEvent.objects.create(
+        event_type="directory.entry",
+        shard_key="org:acme",
+        object_key="org:acme",
+        target_region="us-east-1",
+        payload=payload,
+    )
+    with_email = OutboxEvent.objects.create(
+        event_type="directory.entry",
+        shard_key="org:x",
+        object_key="org:x",
+        target_region="us-east-1",
+        payload={**payload, "key": "erin@eu.example"},
+    )
+    with_name = OutboxEvent.objects.create(
+        event_type="directory.entry",
+        shard_key="org:y",
+        object_key="org:y",
+        target_region="us-east-1",
+        payload={**payload, "key": "Erin Example"},
+    )
+    with_field = OutboxEvent.objects.create(
+        event_type="directory.entry",
+        shard_key="org:z",
+        object_key="org:z",
+        target_region="us-east-1",
+        payload={**payload, "note": "vip"},
+    )
+    result = run("RES-03")["RES-03"]
+    assert result["status"] == "fail"
+    flagged = set(result["evidence"]["samples"]["regions.outboxevent"])
+    assert flagged == {str(with_email.pk), str(with_name.pk), str(with_field.pk)}
+    assert str(clean.pk) not in flagged
+    assert result["evidence"]["counts"]["regions.deadletter.violations"] == 0
+    assert DeadLetter.objects.count() == 0
+    assert "erin" not in json.dumps(result).lower()
