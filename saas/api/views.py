@@ -21,6 +21,7 @@ from rest_framework.response import Response
 from rest_framework.serializers import BaseSerializer
 
 from regions.errors import NotFound
+from regions.routing import primary
 from saas import selectors, services
 from saas.api import serializers as s
 from saas.api.base import ApiView, actor_for
@@ -141,7 +142,10 @@ class TokenCreateView(ApiView):
         )
         if user is None:
             raise InvalidCredentials()
-        actor = selectors.membership_for_user(user=user, org_slug=values["organization"])
+        # The membership may be moments old (signup, then a token): read it where it was
+        # written, as the login does; this request writes the token there next anyway.
+        with primary():
+            actor = selectors.membership_for_user(user=user, org_slug=values["organization"])
         token, new = services.api_token_create(actor=actor, name=values["name"])
         body = {**s.ApiTokenOut(token).data, "token": new.raw}
         return created(body, f"/api/v1/orgs/{actor.organization.slug}/tokens/{token.pk}")

@@ -52,7 +52,7 @@ def test_over_the_limit_is_a_429_problem_with_retry_after(acme, settings):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_limit_holds_under_concurrent_requests(settings, rate_limits_reset):
+def test_the_limit_holds_under_concurrent_requests(settings, rate_limits_reset, harness):
     from django.db import connections
 
     from tests.saas.conftest import build_org
@@ -60,6 +60,11 @@ def test_the_limit_holds_under_concurrent_requests(settings, rate_limits_reset):
     org = build_org()
     settings.RATE_LIMIT_TIERS = {**settings.RATE_LIMIT_TIERS, "free": "7/3600"}
     set_tier(org, "member", "free")
+    # The requests read the token (and its tier) from the replicas: let them see the new tier.
+    eu = harness.region("eu-west-1")
+    lsn = eu.primary.current_lsn()
+    for replica in eu.replicas:
+        replica.wait_for_replay(lsn)
     barrier = threading.Barrier(8)
 
     def burst(_: int) -> list[int]:

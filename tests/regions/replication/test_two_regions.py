@@ -150,7 +150,7 @@ def test_a_poison_event_is_dead_lettered_while_its_shard_flows_on_and_replays_af
 
     try:
         wait_until(
-            lambda: DeadLetter.objects.filter(target_region=US).exists(), timeout=60, what="dead letter"
+            lambda: DeadLetter.objects.filter(target_region=US).exists(), timeout=150, what="dead letter"
         )
     except TimeoutError:
         pending = list(
