@@ -10,12 +10,13 @@ CHECKOV_VENV := .venv-checkov
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run start stop test lint format venv checkov-venv clean
+.PHONY: help run start stop test chaos lint format venv checkov-venv clean
 
 help:
 	@echo "make run    - create .venv and run the multi-region stack locally (Ctrl-C stops it)"
 	@echo "make start  - the same in the background; make stop stops it"
 	@echo "make test   - install what the tests need and run the whole suite on real services"
+	@echo "make chaos  - every chaos scenario (tests/chaos), the long ones too; writes docs/reliability.md"
 	@echo "make lint   - ruff (lint + format check) and mypy"
 
 # The virtualenv, rebuilt when a requirements file changes.
@@ -47,6 +48,10 @@ stop:
 test: venv checkov-venv
 	@$(BIN)/python -m tests.harness.preflight --install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+chaos: venv
+	CHAOS_ALL=1 $(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)
+	$(BIN)/python -m tests.chaos.report
 
 lint: venv
 	$(BIN)/ruff check .

@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -40,8 +41,13 @@ DEFAULT_REGION = HARNESS_REGIONS[0]
 _DB_FIXTURES = {"db", "transactional_db", "multi_region_db"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every database test may read the replica aliases, as the router sends reads there.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Long chaos scenarios only with ``CHAOS_ALL=1``; database tests may read the replicas.
+
+    ``chaos_long`` scenarios (minutes each) are deselected, not skipped, unless
+    ``CHAOS_ALL=1`` (``make chaos``): ``make test`` runs the fast ones only.
+
+    Every database test may read the replica aliases, as the router sends reads there.
 
     A ``django_db`` test that names no ``databases`` (and a test that only asks
     for a database fixture) gets ``databases="__all__"``. Replicas are test
@@ -57,6 +63,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             )
         elif marker is None and _DB_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.django_db(databases="__all__"), append=False)
+    if os.environ.get("CHAOS_ALL") != "1":
+        long = [item for item in items if item.get_closest_marker("chaos_long")]
+        if long:
+            config.hook.pytest_deselected(items=long)
+            items[:] = [item for item in items if not item.get_closest_marker("chaos_long")]
 
 
 @pytest.fixture(scope="session")
