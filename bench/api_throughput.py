@@ -125,7 +125,7 @@ def seed() -> dict[str, str]:
 
 
 def start_server(name: str, port: int, env: dict[str, str], root: Path):
-    from tests.harness.procs import ManagedProcess, wait_until
+    from regions.devstack.processes import ManagedProcess, wait_until
 
     server = ManagedProcess(
         name=name,
@@ -233,7 +233,7 @@ def wrk_run(
 
 
 def run(quick: bool) -> list[Row]:
-    from tests.harness.procs import free_port
+    from regions.devstack.processes import free_port
     from tests.harness.stack import harness_session
 
     wrk = ensure_wrk()

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from tests.harness.procs import ManagedProcess, wait_until
+from regions.devstack.processes import ManagedProcess, wait_until
 from tests.harness.stack import REPO_ROOT, Harness, harness_session
 
 EU, US = "eu-west-1", "us-east-1"

@@ -28,11 +28,11 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 
+from regions.devstack.postgres import Cluster
+from regions.devstack.processes import ManagedProcess, wait_until
 from tests.harness.acting import acting_as
 from tests.harness.pii_guard import GUARD as PII_GUARD
 from tests.harness.pii_guard import user_post_init
-from tests.harness.postgres import Cluster
-from tests.harness.procs import ManagedProcess, wait_until
 from tests.harness.stack import HARNESS_REGIONS, REPO_ROOT, Harness, RegionStack, harness_session
 
 DEFAULT_REGION = HARNESS_REGIONS[0]

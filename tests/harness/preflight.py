@@ -12,7 +12,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.harness.postgres import pg_bin_dir
+from regions.devstack.postgres import pg_bin_dir
 
 
 def missing_packages() -> dict[str, str]:

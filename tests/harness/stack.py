@@ -14,10 +14,10 @@ from typing import Any
 
 import yaml
 
+from regions.devstack.postgres import Cluster, init_template, new_primary, new_replica
+from regions.devstack.processes import chown_for_service, free_port
+from regions.devstack.redis import RedisServer
 from regions.registry import DEFAULT_REGISTRY_PATH, load_registry
-from tests.harness.postgres import Cluster, init_template, new_primary, new_replica
-from tests.harness.procs import chown_for_service, free_port
-from tests.harness.redis import RedisServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

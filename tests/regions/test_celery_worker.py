@@ -7,8 +7,8 @@ import uuid
 import pytest
 from django.core.cache import cache
 
+from regions.devstack.processes import wait_until
 from regions.tasks import HEARTBEAT_KEY, heartbeat
-from tests.harness.procs import wait_until
 
 
 @pytest.mark.django_db(transaction=True)

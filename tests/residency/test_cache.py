@@ -5,12 +5,12 @@ from __future__ import annotations
 import pytest
 from django.db import transaction
 
+from regions.devstack.processes import wait_until
 from regions.redis import region_redis
 from residency.cache import CachedEntry, DirectoryCache, directory_cache, directory_cache_clear
 from residency.models import DirectoryEntry
 from residency.selectors import directory_lookup
 from residency.services import directory_entry_apply_remote, directory_entry_upsert
-from tests.harness.procs import wait_until
 
 ORG = DirectoryEntry.Kind.ORGANIZATION
 

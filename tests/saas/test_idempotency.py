@@ -20,10 +20,10 @@ from django.db import connection, connections
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from regions.devstack.processes import wait_until
 from saas import idempotency
 from saas.models import Document, IdempotencyRecord, Project
 from saas.tasks import purge_idempotency_records
-from tests.harness.procs import wait_until
 from tests.saas.conftest import build_org
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness.procs import ManagedProcess, free_port, wait_until
+from regions.devstack.processes import ManagedProcess, free_port, wait_until
 from tests.harness.stack import REPO_ROOT
 
 PROD_SECRET = "prod-like-secret-" + "k3y!" * 12

@@ -22,7 +22,7 @@ import pytest
 
 from regions.registry import load_registry
 from residency.terraform_plan import UNKNOWN_SOURCE, check_global_plan, check_region_plan, iter_resources
-from tests.harness.procs import ManagedProcess
+from regions.devstack.processes import ManagedProcess
 from tests.terraform.tf import REPO, TERRAFORM, MotoServer, Result, Workspace, missing_tools
 
 pytestmark = pytest.mark.slow

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tests.harness.procs import ManagedProcess, free_port, wait_until
+from regions.devstack.processes import ManagedProcess, free_port, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 TERRAFORM = shutil.which("terraform") or "/usr/local/bin/terraform"

@@ -18,10 +18,10 @@ from django.conf import settings
 from django.core.management import call_command
 from django.test import Client, override_settings
 
+from regions.devstack.postgres import Cluster
+from regions.devstack.processes import wait_until
 from settings.env import Env, databases_from_env
 from tests.harness.acting import swapped_databases
-from tests.harness.postgres import Cluster
-from tests.harness.procs import wait_until
 
 
 def probe(client: Client, path: str = "/health/ready") -> tuple[int, dict[str, Any]]:

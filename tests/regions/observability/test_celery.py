@@ -13,11 +13,11 @@ from django.http import HttpRequest, HttpResponse
 from django.test import RequestFactory
 from prometheus_client.parser import text_string_to_metric_families
 
+from regions.devstack.processes import ManagedProcess, free_port, wait_until
 from regions.observability.middleware import RequestContextMiddleware
 from regions.request_context import current_request_id, request_id_var
 from regions.tasks import HEARTBEAT_KEY, heartbeat
 from saas.celery import app as celery_app
-from tests.harness.procs import ManagedProcess, free_port, wait_until
 
 
 def json_log_lines(worker: ManagedProcess) -> list[dict[str, Any]]:

@@ -12,8 +12,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.parser import text_string_to_metric_families
 
 from regions import metrics
+from regions.devstack.processes import wait_until
 from regions.observability.exposition import access_allowed
-from tests.harness.procs import wait_until
 
 TOKEN = "t" * 40
 

@@ -18,12 +18,12 @@ import pytest
 import yaml
 from django.test import Client
 
+from regions.devstack.processes import free_port, wait_until
 from regions.replication.breaker import BreakerState, breaker_reset, breaker_state
 from regions.replication.events import directory_shard
 from regions.replication.models import DeadLetter, InboxEvent, OutboxEvent
 from residency.models import DirectoryEntry
 from residency.services import directory_entry_upsert
-from tests.harness.procs import free_port, wait_until
 
 ORG = DirectoryEntry.Kind.ORGANIZATION
 US = "us-east-1"

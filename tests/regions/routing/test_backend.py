@@ -11,11 +11,11 @@ from django.db import OperationalError, connections, transaction
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
+from regions.devstack.processes import wait_until
 from regions.routing import probe, unit_of_work
 from regions.routing.health import ReplicaStatus, registry
 from regions.routing.state import current_state
 from saas.models import User
-from tests.harness.procs import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

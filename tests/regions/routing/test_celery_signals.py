@@ -9,11 +9,11 @@ from django.core.cache import cache
 from django.db import transaction
 from django.test import Client
 
+from regions.devstack.processes import wait_until
 from regions.routing import tokens, unit_of_work
 from regions.routing.celery_signals import attach_causal_token, task_state
 from regions.routing.lsn import LSN_MAX
 from saas.models import User
-from tests.harness.procs import wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True, databases="__all__")
 

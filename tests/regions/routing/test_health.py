@@ -11,12 +11,12 @@ import pytest
 from django.test import override_settings
 from prometheus_client import REGISTRY
 
+from regions.devstack.processes import wait_until
 from regions.routing import probe
 from regions.routing.health import lag_seconds_estimate, registry
 from regions.routing.lsn import format_lsn, parse_lsn
 from regions.routing.selectors import lag_limits, replica_statuses
 from saas.models import User
-from tests.harness.procs import wait_until
 
 ALL = pytest.mark.django_db(transaction=True, databases="__all__")
 
