@@ -10,13 +10,15 @@ CHECKOV_VENV := .venv-checkov
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run start stop test chaos lint format venv checkov-venv clean
+.PHONY: help run start stop test chaos bench wrk lint format venv checkov-venv clean
 
 help:
 	@echo "make run    - create .venv and run the multi-region stack locally (Ctrl-C stops it)"
 	@echo "make start  - the same in the background; make stop stops it"
 	@echo "make test   - install what the tests need and run the whole suite on real services"
 	@echo "make chaos  - every chaos scenario (tests/chaos), the long ones too; writes docs/reliability.md"
+	@echo "make bench  - every benchmark in bench/, one summary table, written to docs/benchmarks.md"
+	@echo "              (QUICK=1: shorter runs; ONLY=name,name: some of them)"
 	@echo "make lint   - ruff (lint + format check) and mypy"
 
 # The virtualenv, rebuilt when a requirements file changes.
@@ -52,6 +54,21 @@ test: venv checkov-venv
 chaos: venv
 	CHAOS_ALL=1 $(BIN)/pytest tests/chaos -m chaos $(PYTEST_ARGS)
 	$(BIN)/python -m tests.chaos.report
+
+# The load generator of bench/api_throughput.py: Debian's wrk, installed when missing (as root).
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing wrk with apt-get ..."; \
+	    apt-get install -y -qq wrk >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk; }; \
+	  else \
+	    echo "make bench needs wrk: run 'sudo apt-get install wrk' (Debian/Ubuntu) or make bench as root." >&2; \
+	    exit 1; \
+	  fi; }
+
+bench: venv wrk
+	$(BIN)/python -m bench.run_all $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY)) \
+	  --command "make bench$(if $(QUICK), QUICK=$(QUICK))$(if $(ONLY), ONLY=$(ONLY))"
 
 lint: venv
 	$(BIN)/ruff check .

@@ -26,7 +26,6 @@ running as root on Debian; otherwise the benchmark says so and stops.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
@@ -41,7 +40,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.common import Row, format_table, save
+from bench.common import Row, cli, ensure_wrk
 
 NAME = "api_throughput"
 REPO = Path(__file__).resolve().parents[1]
@@ -93,20 +92,6 @@ class Sample:
     p50_ms: float
     p99_ms: float
     errors: int
-
-
-def ensure_wrk() -> str:
-    found = shutil.which("wrk")
-    if found:
-        return found
-    if os.geteuid() == 0 and shutil.which("apt-get"):
-        print("wrk is missing: installing it with apt-get ...", file=sys.stderr)
-        subprocess.run(["apt-get", "update", "-qq"], check=False, timeout=300)
-        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, timeout=300)
-        found = shutil.which("wrk")
-    if not found:
-        raise SystemExit("This benchmark needs wrk: install it with `apt-get install wrk` (Debian/Ubuntu).")
-    return found
 
 
 def seed() -> dict[str, str]:
@@ -377,16 +362,7 @@ def run(quick: bool) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true", help="3 paired rounds of 3 s")
-    args = parser.parse_args()
-    rows = run(args.quick)
-    print(format_table(rows))
-    for row in rows:
-        print(f"- {row.figure}: ratio {row.ratio:.2f}; {row.notes}")
-    save(NAME, rows, quick=args.quick)
+    cli(NAME, __doc__, run)
 
 
 if __name__ == "__main__":

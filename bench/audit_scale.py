@@ -14,12 +14,11 @@ measures the audit's SQL, not replication), loads N documents with
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
 
-from bench.common import Row, format_table, median_of, save
+from bench.common import Row, cli, median_of
 
 NAME = "audit_scale"
 PLANTED = 7
@@ -125,14 +124,7 @@ def run(quick: bool) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    rows = run(args.quick)
-    print(format_table(rows))
-    save(NAME, rows, quick=args.quick)
+    cli(NAME, __doc__, run)
 
 
 if __name__ == "__main__":

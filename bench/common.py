@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-RESULTS_DIR = Path(__file__).resolve().parent / "results"
+RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
+"""Where rows are saved; ``BENCH_RESULTS_DIR`` moves it (the smoke test uses a temporary directory)."""
 
 
 @dataclass
@@ -45,14 +48,66 @@ def median_of(runs: int, measure: Callable[[], float]) -> tuple[float, list[floa
     return statistics.median(samples), samples
 
 
+def _cmd(*argv: str) -> str:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return ""
+    return (result.stdout or result.stderr).strip()
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "n/a"
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "n/a"
+
+
+def wrk_version() -> str:
+    found = shutil.which("wrk")
+    if not found:
+        return "not installed"
+    first = _cmd(found, "-v").splitlines()
+    return first[0].split(" [")[0].removeprefix("wrk ").strip() if first else "n/a"
+
+
+def ensure_wrk() -> str:
+    """wrk's path: installed with apt-get when missing and running as root on Debian, else a clear stop."""
+    found = shutil.which("wrk")
+    if found:
+        return found
+    if os.geteuid() == 0 and shutil.which("apt-get"):
+        print("wrk is missing: installing it with apt-get ...", file=sys.stderr)
+        subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=False, timeout=300)
+        if not shutil.which("wrk"):
+            subprocess.run(["apt-get", "update", "-qq"], check=False, timeout=300)
+            subprocess.run(["apt-get", "install", "-y", "-qq", "wrk"], check=True, timeout=300)
+        found = shutil.which("wrk")
+    if not found:
+        raise SystemExit(
+            "This benchmark needs wrk: install it with `sudo apt-get install wrk` (Debian/Ubuntu), "
+            "or run `make bench` as root to let it install wrk."
+        )
+    return found
+
+
+def _postgres_binary() -> str:
+    versions = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parts[-3]))
+    return str(versions[-1]) if versions else "postgres"
+
+
 def machine() -> dict[str, str]:
-    def cmd(*argv: str) -> str:
-        try:
-            return subprocess.run(
-                argv, capture_output=True, text=True, timeout=10, check=False
-            ).stdout.strip()
-        except OSError:
-            return "n/a"
+    cmd = _cmd
 
     mem_kib = 0
     try:
@@ -63,11 +118,14 @@ def machine() -> dict[str, str]:
         pass
     return {
         "cores": str(os.cpu_count()),
+        "cpu": _cpu_model(),
         "memory": f"{mem_kib / 1024 / 1024:.1f} GiB",
         "python": platform.python_version(),
-        "postgres": cmd("/usr/lib/postgresql/15/bin/postgres", "--version") or "n/a",
+        "postgres": cmd(_postgres_binary(), "--version").removeprefix("postgres (PostgreSQL) ") or "n/a",
         "redis": cmd("redis-server", "--version").split(" v=")[-1].split(" ")[0] or "n/a",
+        "wrk": wrk_version(),
         "kernel": platform.release(),
+        "load average": load_average(),
     }
 
 
@@ -90,7 +148,7 @@ def format_table(rows: Sequence[Row]) -> str:
 
 
 def save(name: str, rows: Sequence[Row], *, quick: bool) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps({"quick": quick, "rows": [asdict(r) for r in rows]}, indent=2))
     return path
@@ -105,5 +163,8 @@ def cli(name: str, doc: str | None, run: Callable[[bool], Sequence[Row]]) -> Non
     quick = parser.parse_args().quick
     rows = run(quick)
     print(format_table(rows))
+    for row in rows:
+        if row.notes:
+            print(f"- {row.figure}: {row.notes}")
     print("machine: " + ", ".join(f"{key} {value}" for key, value in machine().items()))
-    save(name, rows, quick=quick)
+    print(f"saved {save(name, rows, quick=quick)}")

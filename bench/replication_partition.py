@@ -15,11 +15,10 @@ request.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 
-from bench.common import Row, format_table, save
+from bench.common import Row, cli
 from bench.replication_stack import EU, US, two_regions, wait_applied, write_at_rate
 
 NAME = "replication_partition"
@@ -81,14 +80,7 @@ def run(quick: bool) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    rows = run(args.quick)
-    print(format_table(rows))
-    save(NAME, rows, quick=args.quick)
+    cli(NAME, __doc__, run)
 
 
 if __name__ == "__main__":

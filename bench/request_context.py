@@ -16,17 +16,14 @@ Figures (per request): a request with a client ``X-Request-ID``, one without
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import Row, format_table, machine, save
+from bench.common import Row, cli
 
 NAME = "request_context"
 TARGET_US = 100.0
@@ -64,12 +61,13 @@ def _median_us(handler: Any, make: Callable[[], Any], n: int) -> float:
     return statistics.median(samples) / 1000
 
 
-def run(*, quick: bool) -> list[Row]:
+def run(quick: bool) -> list[Row]:
     import django
     from django.test import RequestFactory
     from django.test.utils import override_settings
 
     rounds, n = (5, 500) if quick else (20, 2000)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.base")
     django.setup()
     _routes()
     devnull = open(os.devnull, "w")  # closed at the end of run()
@@ -138,16 +136,7 @@ def run(*, quick: bool) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else NAME)
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.base")
-    rows = run(quick=args.quick)
-    print(format_table(rows))
-    print(json.dumps(machine()))
-    print(f"saved {save(NAME, rows, quick=args.quick)}")
-    if any(row.passed is False for row in rows):
-        sys.exit(1)
+    cli(NAME, __doc__, run)
 
 
 if __name__ == "__main__":

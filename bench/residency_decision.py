@@ -26,7 +26,6 @@ same for both and only adds noise.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -35,7 +34,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from bench.common import Row, format_table, machine, save
+from bench.common import Row, cli
 
 NAME = "residency_decision"
 TARGET_US = 100.0
@@ -220,15 +219,7 @@ def run(quick: bool) -> list[Row]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--quick", action="store_true")
-    args = parser.parse_args()
-    rows = run(args.quick)
-    print(format_table(rows))
-    print("machine: " + ", ".join(f"{k} {v}" for k, v in machine().items()))
-    save(NAME, rows, quick=args.quick)
+    cli(NAME, __doc__, run)
 
 
 if __name__ == "__main__":
