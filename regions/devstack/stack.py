@@ -73,6 +73,8 @@ class RegionPlan:
     replica_port: int
     redis_port: int
     directory: Path
+    broker_port: int | None = None
+    """A Redis of its own for the Celery broker; ``None`` uses db 1 of the region's Redis."""
 
     @property
     def web_port(self) -> int:
@@ -104,11 +106,16 @@ class StackPlan:
         pg_base_port: int = PG_BASE_PORT,
         redis_base_port: int = REDIS_BASE_PORT,
         ports: dict[str, tuple[int, int, int]] | None = None,
+        broker_ports: dict[str, int] | None = None,
     ) -> StackPlan:
         """Plan the regions ``codes`` from the registry at ``registry_path``.
 
         ``ports`` (tests) maps a region to (primary, replica, redis) ports;
         otherwise they follow from the region's position in the registry.
+        ``broker_ports`` (tests) gives a region a second Redis, on that port,
+        as its Celery broker, so the broker can fail without the cache, the
+        rate limits and the breakers; by default the broker is db 1 of the
+        region's Redis, as in production (one managed Redis per region).
         """
         registry = load_registry(registry_path)
         unknown = [c for c in codes if c not in registry.regions]
@@ -131,6 +138,7 @@ class StackPlan:
                     replica_port=replica,
                     redis_port=redis,
                     directory=root / code,
+                    broker_port=(broker_ports or {}).get(code),
                 )
             )
         if embedded is None:
@@ -148,12 +156,18 @@ class RegionProcesses:
     primary: Any = None
     replica: Any = None
     redis: Any = None
+    broker: Any = None
+    """The broker's own Redis, when the plan gives it one (``RegionPlan.broker_port``)."""
     worker: ManagedProcess | None = None
     beat: ManagedProcess | None = None
     web: ManagedProcess | None = None
 
     def all(self) -> list[Any]:
-        return [p for p in (self.web, self.beat, self.worker, self.replica, self.primary, self.redis) if p]
+        return [
+            p
+            for p in (self.web, self.beat, self.worker, self.replica, self.primary, self.redis, self.broker)
+            if p
+        ]
 
     def pids(self) -> dict[str, int]:
         named = {
@@ -163,6 +177,7 @@ class RegionProcesses:
             "postgres_replica": self.replica,
             "postgres_primary": self.primary,
             "redis": self.redis,
+            "broker": self.broker,
         }
         return {name: proc.pid for name, proc in named.items() if proc is not None and proc.pid}
 
@@ -210,7 +225,9 @@ class Stack:
                 DATABASE_URL=f"postgres://postgres@127.0.0.1:{plan.pg_port}/saas",
                 REPLICA_DATABASE_URLS=f"postgres://postgres@127.0.0.1:{plan.replica_port}/saas",
                 REDIS_URL=f"redis://127.0.0.1:{plan.redis_port}/0",
-                CELERY_BROKER_URL=f"redis://127.0.0.1:{plan.redis_port}/1",
+                CELERY_BROKER_URL=f"redis://127.0.0.1:{plan.broker_port}/0"
+                if plan.broker_port
+                else f"redis://127.0.0.1:{plan.redis_port}/1",
             )
         return env
 
@@ -268,10 +285,17 @@ class Stack:
                 f"{plan.code}-redis", plan.redis_port, plan.directory / "redis", persist=True
             )
             procs.redis.start()
+            if plan.broker_port:
+                procs.broker = RedisServer(
+                    f"{plan.code}-broker", plan.broker_port, plan.directory / "broker", persist=True
+                )
+                procs.broker.start()
         for plan in self.plan.regions:
             procs = self.processes[plan.code]
             procs.primary.wait_ready()
             procs.redis.wait_ready()
+            if procs.broker is not None:
+                procs.broker.wait_ready()
             if procs.primary in created:
                 procs.primary.execute("CREATE DATABASE saas", dbname="postgres")
         for plan in self.plan.regions:
@@ -425,8 +449,8 @@ class Stack:
         return result
 
     def down(self) -> None:
-        """Stop every process by PID: web, beat, workers, replicas, primaries, Redis."""
-        for role in ("web", "beat", "worker", "replica", "primary", "redis"):
+        """Stop every process by PID: web, beat, workers, replicas, primaries, Redis, brokers."""
+        for role in ("web", "beat", "worker", "replica", "primary", "redis", "broker"):
             for procs in self.processes.values():
                 proc = getattr(procs, role)
                 if proc is None:
@@ -452,6 +476,7 @@ class Stack:
                 if env.get("REPLICA_DATABASE_URLS")
                 else [],
                 "redis_url": env.get("REDIS_URL"),
+                "broker_url": env.get("CELERY_BROKER_URL"),
                 "env_file": str(plan.env_file),
                 "admin": seeded.get("admin", {}),
                 "demo": seeded.get("demo", {}),

@@ -1,0 +1,41 @@
+"""Fixtures of the chaos scenarios: one stack for the package, a fresh tenant per scenario.
+
+``chaos_stack`` is started once for every chaos module of a run (``package``
+scope: about 30 s on 2 cores) and stopped by PID at the end. A scenario that
+injects a fault restores it itself; the ``stack`` fixture additionally brings
+back anything left stopped and waits for every region to be ready, before and
+after each scenario, so that one scenario's fault never leaks into the next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.chaos.stack import ChaosStack, chaos_stack_running
+from tests.chaos.workload import Tenant, tenant_create
+
+
+@pytest.fixture(scope="package")
+def chaos_stack() -> Iterator[ChaosStack]:
+    with chaos_stack_running() as chaos:
+        yield chaos
+
+
+@pytest.fixture
+def stack(chaos_stack: ChaosStack) -> Iterator[ChaosStack]:
+    """The shared stack, whole and ready before the scenario, and made whole again after it."""
+    chaos_stack.ensure_whole()
+    yield chaos_stack
+    chaos_stack.ensure_whole()
+
+
+@pytest.fixture
+def tenant(stack: ChaosStack) -> Tenant:
+    """A fresh user, organization, API token (critical tier) and project in eu-west-1.
+
+    Critical tier: the workload is the only client of its token and must not hit
+    the standard tier's limit; the Redis scenario makes its own standard token.
+    """
+    return tenant_create(stack, tier="critical")
