@@ -112,6 +112,14 @@ def organization_list(*, user: User, only: Organization | None = None) -> QueryS
     return orgs.filter(pk=only.pk) if only is not None else orgs
 
 
+def membership_list_for_user(*, user: User, only: Organization | None = None) -> QuerySet[Membership]:
+    """The user's memberships, oldest first; with ``only`` (a token's organization), that one alone."""
+    memberships = Membership.objects.filter(user=user).select_related("organization").order_by("created_at")
+    if only is not None:
+        memberships = memberships.filter(organization=only)
+    return memberships
+
+
 def member_list(*, organization: Organization, role: str | None = None) -> QuerySet[Membership]:
     members = Membership.objects.select_related("user").filter(organization=organization)
     return members.filter(role=role) if role else members

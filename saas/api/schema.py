@@ -11,7 +11,10 @@ produce, so the schema describes everything a client can receive:
 - POST and PATCH: the ``Idempotency-Key`` header, ``Idempotent-Replayed`` on
   success, 409 (in flight, with ``Retry-After``; or a state conflict), 422 (key
   reused with another body), 413 and 415;
-- 201: ``Location``.
+- 201: ``Location``;
+- every operation and response: ``X-Request-ID`` (correlation id, sent back),
+  ``X-Served-By-Region``, and ``X-Causal-Token`` (read-your-writes token; send
+  it back on later requests).
 """
 
 from __future__ import annotations
@@ -19,6 +22,11 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+from regions.observability.context import REQUEST_ID_HEADER
+from regions.routing.middleware import SERVED_BY_HEADER
+from regions.routing.tokens import HEADER as CAUSAL_TOKEN_HEADER
+from regions.routing.tokens import MAX_TOKEN_LENGTH
 
 PROBLEM = "application/problem+json"
 API_DESCRIPTION = """\
@@ -156,7 +164,20 @@ _HEADERS: dict[str, dict[str, Any]] = {
     },
     "Location": {"description": "URL of the created or target resource.", "schema": {"type": "string"}},
     "WWW-Authenticate": {"description": "The authentication scheme to use.", "schema": {"type": "string"}},
+    REQUEST_ID_HEADER: {
+        "description": "The request's correlation id: yours when well formed, else a new one. "
+        "It appears in this region's logs and in every inter-region call the request causes.",
+        "schema": {"type": "string"},
+    },
+    SERVED_BY_HEADER: {"description": "The region that answered.", "schema": {"type": "string"}},
+    CAUSAL_TOKEN_HEADER: {
+        "description": "Read-your-writes token, set after a request that wrote. Send it back as "
+        f"`{CAUSAL_TOKEN_HEADER}` so later reads see your write even from a lagging replica.",
+        "schema": {"type": "string"},
+    },
 }
+# Headers that the middleware may put on any response, success or problem.
+_EVERY_RESPONSE = ("RateLimit", "RateLimit-Policy", REQUEST_ID_HEADER, SERVED_BY_HEADER, CAUSAL_TOKEN_HEADER)
 
 
 def _ref(kind: str, name: str) -> dict[str, str]:
@@ -170,8 +191,7 @@ def _problem_response(
         "description": description,
         "content": {PROBLEM: {"schema": _ref("schemas", schema)}},
     }
-    rate_headers = ("RateLimit", "RateLimit-Policy")
-    response["headers"] = {name: _ref("headers", name) for name in (*headers, *rate_headers)}
+    response["headers"] = {name: _ref("headers", name) for name in (*headers, *_EVERY_RESPONSE)}
     return response
 
 
@@ -246,6 +266,17 @@ def public_endpoints_only(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> li
     return [endpoint for endpoint in endpoints if str(endpoint[0]).startswith("/api/v1/")]
 
 
+def _header_parameter(name: str, description: str, *, max_length: int) -> dict[str, Any]:
+    """An optional request header parameter."""
+    return {
+        "name": name,
+        "in": "header",
+        "required": False,
+        "description": description,
+        "schema": {"type": "string", "maxLength": max_length},
+    }
+
+
 def add_common_responses(
     result: dict[str, Any], generator: Any, request: Any, public: bool
 ) -> dict[str, Any]:
@@ -258,16 +289,26 @@ def add_common_responses(
     schemas["WrongRegionProblem"] = _wrong_region_schema()
     components.setdefault("headers", {}).update(_HEADERS)
     components.setdefault("responses", {}).update(_RESPONSES)
-    components.setdefault("parameters", {})["IdempotencyKey"] = {
-        "name": "Idempotency-Key",
-        "in": "header",
-        "required": False,
-        "description": (
+    components.setdefault("parameters", {}).update(
+        IdempotencyKey=_header_parameter(
+            "Idempotency-Key",
             'A structured-field string, e.g. `"4e6a1f0c-8f8e-4bd6-9d63-6e1f9b1c1d2a"` (1-255 characters). '
-            "Retries with the same key and body replay the first response; see the API description."
+            "Retries with the same key and body replay the first response; see the API description.",
+            max_length=257,
         ),
-        "schema": {"type": "string", "maxLength": 257},
-    }
+        RequestId=_header_parameter(
+            REQUEST_ID_HEADER,
+            "Your correlation id (8-128 of `A-Za-z0-9._:-`, starting alphanumeric); "
+            "another value is replaced by a generated id, never refused.",
+            max_length=128,
+        ),
+        CausalToken=_header_parameter(
+            CAUSAL_TOKEN_HEADER,
+            f"The last `{CAUSAL_TOKEN_HEADER}` this region gave you; an invalid or expired one "
+            "only sends your reads to the primary.",
+            max_length=MAX_TOKEN_LENGTH,
+        ),
+    )
     for path, item in result.get("paths", {}).items():
         for method, operation in item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
@@ -276,14 +317,15 @@ def add_common_responses(
             for status_code, response in responses.items():
                 if status_code.startswith("2"):
                     headers = response.setdefault("headers", {})
-                    headers["RateLimit"] = _ref("headers", "RateLimit")
-                    headers["RateLimit-Policy"] = _ref("headers", "RateLimit-Policy")
+                    headers.update({name: _ref("headers", name) for name in _EVERY_RESPONSE})
                     if status_code == "201":
                         headers["Location"] = _ref("headers", "Location")
                     if method in {"post", "patch"}:
                         headers["Idempotent-Replayed"] = _ref("headers", "Idempotent-Replayed")
             for status_code, name in _operation_responses(path, method, operation).items():
                 responses.setdefault(status_code, _ref("responses", name))
+            parameters = operation.setdefault("parameters", [])
+            parameters += [_ref("parameters", "RequestId"), _ref("parameters", "CausalToken")]
             if method in {"post", "patch"}:
-                operation.setdefault("parameters", []).append(_ref("parameters", "IdempotencyKey"))
+                parameters.append(_ref("parameters", "IdempotencyKey"))
     return result

@@ -157,9 +157,8 @@ class MeView(ApiView):
     @extend_schema(operation_id="me", tags=["accounts"], responses={200: s.MeOut})
     def get(self, request: Request) -> Response:
         user: Any = request.user
-        memberships = user.memberships.select_related("organization").order_by("created_at")
-        if isinstance(request.auth, ApiToken):
-            memberships = memberships.filter(organization_id=request.auth.organization_id)
+        only = request.auth.organization if isinstance(request.auth, ApiToken) else None
+        memberships = selectors.membership_list_for_user(user=user, only=only)
         return Response(s.MeOut({"user": user, "memberships": memberships}).data)
 
 

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from django.test import Client
+from prometheus_client import REGISTRY
 
 from regions.peer_health import peer_status_record
 from regions.selectors import get_registry
@@ -255,6 +256,22 @@ def test_home_region_down_is_a_503_with_retry_after_never_a_redirect(entries, se
     assert (event.decision, event.target_region, event.status) == ("unavailable", "", 503)
     # Healthy again (or unknown): redirected as usual.
     assert Client().get("/api/v1/orgs/acme-us/projects").status_code == 307
+
+
+def decisions(decision: str, subject_kind: str) -> float:
+    labels = {"region": "eu-west-1", "decision": decision, "subject_kind": subject_kind}
+    return REGISTRY.get_sample_value("saas_residency_decisions_total", labels) or 0.0
+
+
+def test_every_decision_is_counted_in_the_metrics(entries):
+    before = {outcome: decisions(outcome, "org") for outcome in ("served", "redirected", "unknown_subject")}
+    assert Client().get("/api/v1/orgs/acme-eu/projects").status_code == 200
+    assert Client().get("/api/v1/orgs/acme-us/projects").status_code == 307
+    assert Client().get("/api/v1/orgs/acme-us/projects").status_code == 307
+    assert Client().get("/api/v1/orgs/nobody-knows/projects").status_code == 200
+    assert decisions("served", "org") == before["served"] + 1
+    assert decisions("redirected", "org") == before["redirected"] + 2
+    assert decisions("unknown_subject", "org") == before["unknown_subject"] + 1
 
 
 def test_exempt_paths_are_never_redirected(entries):

@@ -91,3 +91,62 @@ def test_the_interactive_docs_render_with_local_assets(db):
     html = response.content.decode()
     assert "swagger-ui" in html and "/api/schema/" in html
     assert "cdn.jsdelivr" not in html and "unpkg" not in html
+
+
+# Headers every HTTP stack adds on its own; the schema describes the API's headers.
+_TRANSPORT = {
+    "content-type",
+    "content-length",
+    "vary",
+    "allow",
+    "cross-origin-opener-policy",
+    "referrer-policy",
+}
+_TRANSPORT_PREFIXES = ("x-content-type-options", "x-frame-options", "strict-transport-security", "set-cookie")
+
+
+def _declared_headers(schema, operation, status: str) -> set[str]:
+    response = operation["responses"].get(status)
+    assert response is not None, f"status {status} is not documented"
+    if "$ref" in response:
+        response = schema["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
+    return {name.lower() for name in response.get("headers", {})}
+
+
+def test_every_header_a_real_response_carries_is_declared(schema, acme):
+    """Make real requests (a read, a write, a problem) and look up each API header in the schema."""
+    client = acme.client("owner")
+    documents = f"/api/v1/orgs/{acme.slug}/documents"
+    calls = [
+        (
+            "get",
+            "/api/v1/orgs/{org_slug}/documents",
+            client.get(documents, HTTP_X_REQUEST_ID="req-12345678"),
+        ),
+        (
+            "post",
+            "/api/v1/orgs/{org_slug}/documents",
+            client.post(
+                documents,
+                {"project": str(acme.project.pk), "title": "t", "body": "b"},
+                format="json",
+                HTTP_IDEMPOTENCY_KEY='"schema-headers-1"',
+            ),
+        ),
+        ("post", "/api/v1/orgs/{org_slug}/documents", client.post(documents, {"title": 1}, format="json")),
+    ]
+    seen_causal = False
+    for method, path, response in calls:
+        assert response.status_code < 500, response.content
+        declared = _declared_headers(schema, schema["paths"][path][method], str(response.status_code))
+        for name in (header.lower() for header in response.headers):
+            if name in _TRANSPORT or name.startswith(_TRANSPORT_PREFIXES):
+                continue
+            assert name in declared, (
+                f"{method.upper()} {path} {response.status_code}: {name} not in the schema"
+            )
+        seen_causal |= "x-causal-token" in {h.lower() for h in response.headers}
+    assert seen_causal, "the write should have given a causal token (the test would prove nothing)"
+    operation = schema["paths"]["/api/v1/orgs/{org_slug}/documents"]["get"]
+    assert {"$ref": "#/components/parameters/RequestId"} in operation["parameters"]
+    assert {"$ref": "#/components/parameters/CausalToken"} in operation["parameters"]

@@ -14,6 +14,7 @@ from django.core import signing
 from django.db import connections
 from django.test import AsyncClient, Client, override_settings
 from django.test.utils import CaptureQueriesContext
+from prometheus_client import REGISTRY
 
 from regions.routing import tokens, unit_of_work
 from regions.routing.lsn import REPLAY_LSN_SQL
@@ -87,6 +88,28 @@ def test_the_writer_reads_its_write_through_cookie_header_and_other_device(pause
         seen = read_name(client, writer)
         assert seen["alias"] in REPLICA_ALIASES
         assert seen["name"] == "before"
+
+
+def routing_sample(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, {"region": "eu-west-1", **labels}) or 0.0
+
+
+def test_routing_decisions_and_token_outcomes_are_counted_in_the_metrics(pause_replay):
+    writer = make_user()
+    laptop = logged_in(writer)
+    pause_replay()
+    before = {
+        "replica": routing_sample("saas_db_route_total", target="replica", reason="healthy"),
+        "ahead": routing_sample("saas_db_route_total", target="primary", reason="token_ahead"),
+        "token": routing_sample("saas_causal_token_total", outcome="ahead"),
+    }
+    read_name(Client(), writer)  # anonymous: a healthy replica
+    token = rename(laptop, "counted").headers[tokens.HEADER]
+    read_name(Client(), writer, **{tokens.HEADER: token})  # the token is ahead of the paused replicas
+    assert routing_sample("saas_db_route_total", target="replica", reason="healthy") >= before["replica"] + 1
+    ahead = routing_sample("saas_db_route_total", target="primary", reason="token_ahead")
+    assert ahead == before["ahead"] + 1
+    assert routing_sample("saas_causal_token_total", outcome="ahead") == before["token"] + 1
 
 
 def test_reads_return_to_the_replica_once_it_replays_past_the_token(harness, pause_replay):
