@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import uuid
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.cache import cache
 from django.db import models
 from django.test.utils import isolate_apps, override_settings
@@ -55,15 +57,36 @@ def clean_region(db):
     return user
 
 
-def test_a_clean_region_has_zero_findings(clean_region):
-    results = run()
-    failing = {
+def test_a_clean_region_passes_every_check(clean_region, tmp_path):
+    """Every check passes: none is left ``incomplete``, so RES-06 gets a real log file to scan.
+
+    The log holds what the app's real JSON formatter wrote while the clean
+    region's requests ran (with the user's id, never the email).
+    """
+    from regions.observability.logs import JsonFormatter
+
+    log = tmp_path / "app.log"
+    handler = logging.FileHandler(log)
+    handler.setFormatter(JsonFormatter("%(levelname)s %(name)s %(message)s"))
+    app_logger = logging.getLogger("saas.audit-clean-test")
+    app_logger.addHandler(handler)
+    app_logger.propagate = False
+    try:
+        app_logger.info("signup completed", extra={"user_id": str(clean_region.id)})
+        app_logger.warning("slow request", extra={"route": "/api/v1/orgs/<slug>", "duration_ms": 812})
+    finally:
+        app_logger.removeHandler(handler)
+        handler.close()
+    assert len(log.read_text().splitlines()) == 2
+    results = run(log_paths=(str(log),))
+    not_passing = {
         i: (c["status"], c["summary"], c["evidence"]["notes"])
         for i, c in results.items()
-        if i != "_summary" and c["status"] not in ("pass", "incomplete")
+        if i != "_summary" and c["status"] != "pass"
     }
-    assert failing == {}
+    assert not_passing == {}
     assert results["_summary"]["findings"] == 0
+    assert results["RES-06"]["evidence"]["counts"][f"log:{log}.lines"] == 2
     assert results["RES-01"]["evidence"]["counts"]["saas_document.rows"] >= 1
 
 
@@ -154,6 +177,31 @@ def test_us_user_data_in_the_eu_cache_is_found(db):
     assert result["evidence"]["samples"]["cache"] == [f"eu-west-1:1:profile:{us_user} -> us-east-1"]
 
 
+@pytest.mark.django_db(transaction=True, databases="__all__")
+def test_us_user_id_in_a_queued_broker_message_is_found(db):
+    """A real Celery message (base64 body inside kombu's JSON envelope) waiting in the broker."""
+    import redis as redis_lib
+
+    from saas.celery import app
+
+    us_user = uuid.uuid4()
+    directory_entry_apply_remote(
+        kind=USER, key=str(us_user), home_region="us-east-1", version=1, origin_region="us-east-1"
+    )
+    queue = f"audit-plant-{uuid.uuid4().hex[:8]}"
+    key = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "") + queue
+    broker = redis_lib.Redis.from_url(settings.CELERY_BROKER_URL)
+    app.send_task("saas.tasks.nothing_consumes_this", args=[str(us_user)], queue=queue)
+    try:
+        assert broker.llen(key) == 1, "the message should be waiting in the broker"
+        result = run("RES-05")["RES-05"]
+    finally:
+        broker.delete(*broker.keys(f"*{queue}*"))
+    assert result["status"] == "fail"
+    assert result["evidence"]["counts"]["broker.other_zone_entries"] == 1
+    assert result["evidence"]["samples"]["broker"] == [f"{key} -> us-east-1"]
+
+
 def test_wildcard_csrf_origin_is_found(db):
     with override_settings(
         CSRF_TRUSTED_ORIGINS=["https://*.saas.example.com"], SESSION_COOKIE_DOMAIN=".saas.example.com"
@@ -216,7 +264,9 @@ def test_command_exit_codes_and_verify(harness, tmp_path: Path, multi_region_db)
     assert verified.returncode == 0 and "verified" in verified.stdout
     report.write_text(report.read_text().replace("Clean.", "Clean!"))
     tampered = manage(harness, "--verify", str(report))
-    assert tampered.returncode == 2 and "verification FAILED" in tampered.stderr
+    assert tampered.returncode == 1 and "verification FAILED" in tampered.stderr
+    missing = manage(harness, "--verify", str(tmp_path / "no-such-report.json"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
 
     bad = manage(harness, "--format", "pdf")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
@@ -467,7 +517,7 @@ def test_terraform_configuration_naming_a_region_outside_the_zone_fails(tmp_path
     assert run("RES-08")["RES-08"]["status"] == "incomplete"
 
 
-def test_email_name_and_extra_field_in_outbox_payloads_are_found(db):
+def test_email_name_ip_address_and_extra_field_in_outbox_payloads_are_found(db):
     from regions.replication.models import DeadLetter, OutboxEvent
 
     User.objects.create(email="erin@eu.example", name="Erin Example", home_region="eu-west-1")
@@ -499,6 +549,13 @@ def test_email_name_and_extra_field_in_outbox_payloads_are_found(db):
         target_region="us-east-1",
         payload={**payload, "key": "Erin Example"},
     )
+    with_ip = OutboxEvent.objects.create(
+        event_type="directory.entry",
+        shard_key="org:w",
+        object_key="org:w",
+        target_region="us-east-1",
+        payload={**payload, "origin_region": "203.0.113.42"},
+    )
     with_field = OutboxEvent.objects.create(
         event_type="directory.entry",
         shard_key="org:z",
@@ -509,7 +566,7 @@ def test_email_name_and_extra_field_in_outbox_payloads_are_found(db):
     result = run("RES-03")["RES-03"]
     assert result["status"] == "fail"
     flagged = set(result["evidence"]["samples"]["regions.outboxevent"])
-    assert flagged == {str(with_email.pk), str(with_name.pk), str(with_field.pk)}
+    assert flagged == {str(with_email.pk), str(with_name.pk), str(with_ip.pk), str(with_field.pk)}
     assert str(clean.pk) not in flagged
     assert result["evidence"]["counts"]["regions.deadletter.violations"] == 0
     assert DeadLetter.objects.count() == 0

@@ -1,7 +1,8 @@
 """``manage.py residency_audit``: audit this region's data residency and write a signed report.
 
-Exit status: 0 clean, 1 violations (or a check that could not run), 2 bad arguments
-or a report that fails ``--verify``.
+Exit status: 0 clean, 1 violations (or a check that could not run, or a report
+that fails ``--verify``: evidence that cannot be trusted), 2 bad arguments (an
+unknown option or check id, a file that cannot be read).
 """
 
 from __future__ import annotations
@@ -135,7 +136,7 @@ class Command(BaseCommand):
         try:
             report = verify_text(text)
         except ReportSignatureError as exc:
-            raise CommandError(f"verification FAILED: {exc.detail}", returncode=2) from None
+            raise CommandError(f"verification FAILED: {exc.detail}", returncode=1) from None
         self.stdout.write(
             f"verified: {report.get('kind', 'region')} report for {report.get('region', 'fleet')} "
             f"at {report.get('finished_at')}, verdict {report['summary']['verdict']}"
