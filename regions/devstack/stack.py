@@ -514,6 +514,12 @@ def format_summary(description: dict[str, Any]) -> str:
     first = next(iter(description["regions"].values()))
     codes = list(description["regions"])
     other = description["regions"][codes[-1]]
+    admin = first.get("admin", {})
+    jar = Path(first["env_file"]).with_name("admin-cookies.txt")
+    login = json.dumps(
+        {"email": admin.get("email", "<admin>"), "password": admin.get("password", "<password>")}
+    )
+    csrf = f"$(awk '$6 == \"csrftoken-{codes[0]}\" {{print $7}}' {jar})"
     token = first.get("demo", {}).get("api_token", "<token>")
     org = (first.get("demo", {}).get("organizations") or ["<org>"])[0]
     lines += [
@@ -523,8 +529,11 @@ def format_summary(description: dict[str, Any]) -> str:
         '       -d \'{"email": "ada@example.com", "password": "correct-horse-battery", "zone": "EU"}\'',
         f"  curl -si {other['base_url']}/api/v1/orgs/{org} -H 'Authorization: Bearer {token}'",
         "       # the wrong region: 307 to the organization's home region",
-        f"  set -a; . {first['env_file']}; set +a; .venv/bin/python manage.py residency_audit --format html "
-        f"--output audit-{codes[0]}.html",
+        "       # an audit of the region, as its admin (session login, then the operator API):",
+        f"  curl -s -c {jar} -X POST {first['base_url']}/api/v1/auth/login \\",
+        f"       -H 'Content-Type: application/json' -d '{login}'",
+        f'  curl -s -b {jar} -X POST {first["base_url"]}/internal/audit/runs -H "X-CSRFToken: {csrf}" \\',
+        "       -H 'Content-Type: application/json' -d '{}'   # signed report; .report.summary",
         "",
         "Stop with Ctrl-C (make run) or `make stop` (make start).",
     ]
