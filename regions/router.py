@@ -18,8 +18,8 @@ from regions.routing.decisions import route_read, route_write
 class ReadWriteRouter:
     """Primary for writes and migrations; a healthy, caught-up replica for reads when safe."""
 
-    def db_for_read(self, model: type[Model], **hints: Any) -> str:
-        return route_read(model)
+    # The decision function itself (no wrapper call): it runs for every ORM read.
+    db_for_read = staticmethod(route_read)
 
     def db_for_write(self, model: type[Model], **hints: Any) -> str:
         return route_write()

@@ -8,7 +8,7 @@ few attribute lookups and no I/O:
    primary only, or the primary connection is inside an atomic block -> ``default``;
 3. a forged token, or the per-user token store not answering -> ``default`` (degraded);
 4. no usable replica (all down or lagging past the limits) -> ``default`` (degraded);
-5. no causal floor -> the unit's replica (chosen at random among the usable
+5. no causal floor -> the unit's replica (chosen round robin among the usable
    ones on the unit's first read, then kept, so reads within a unit are monotonic);
 6. a causal floor -> a usable replica whose known replay LSN reaches it; if
    none does, one query of the most advanced replica's replay LSN (cached
@@ -31,13 +31,14 @@ from django.core.signals import setting_changed
 from django.db import DatabaseError, connections
 from django.dispatch import receiver
 
-from regions.metrics import CAUSAL_TOKEN, DB_FALLBACK, DB_ROUTE, labels
+from regions.metrics import CAUSAL_TOKEN, DB_FALLBACK, labels
 from regions.routing import tokens
+from regions.routing.counters import count_route
 from regions.routing.health import registry
 from regions.routing.limiter import admit_degraded
 from regions.routing.lsn import CURRENT_PRIMARY_LSN_SQL, LSN_MAX, REPLAY_LSN_SQL
 from regions.routing.probe import ensure_probing
-from regions.routing.state import RoutingState, current_state, pinned_depth
+from regions.routing.state import RoutingState, _pinned, _state, current_state, pinned_depth
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,6 @@ class _Config:
     def __init__(self, generation: int) -> None:
         self.generation = generation
         self.replicas: tuple[str, ...] = tuple(settings.DATABASE_REPLICAS)
-        self.route_counters: dict[tuple[str, str], Any] = {}
         self.token_counters: dict[str, Any] = {}
 
 
@@ -72,14 +72,6 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in {"REGION", "DATABASES", "DATABASE_REPLICAS"}:
         _generation += 1  # also invalidates units' cached primary connection
         _config = None
-
-
-def _count_route(kind: str, reason: str) -> None:
-    counters = _conf().route_counters
-    counter = counters.get((kind, reason))
-    if counter is None:
-        counter = counters[(kind, reason)] = labels(DB_ROUTE, target=kind, reason=reason)
-    counter.inc()
 
 
 def count_token(outcome: str) -> None:
@@ -113,33 +105,67 @@ def _primary_in_atomic_block() -> bool:
     return bool(cached.conn.in_atomic_block)
 
 
-def _record(state: RoutingState, alias: str, kind: str, reason: str) -> str:
+_primary_only: dict[type[Any], bool] = {}
+"""Whether a model class declares ``routing_primary_only`` (read from the primary only)."""
+
+
+def _record(state: RoutingState, alias: str, key: str) -> str:
+    """Note the decision in the unit's tally (the route counter gets it when the unit ends)."""
     state.last_alias = alias
-    key = f"{kind}:{reason}"
-    state.reasons[key] = state.reasons.get(key, 0) + 1
-    _count_route(kind, reason)
+    reasons = state.reasons
+    reasons[key] = reasons.get(key, 0) + 1
+    if state.kind == "ambient":  # no end to wait for
+        count_route(key)
     return alias
 
 
 def _primary(state: RoutingState, reason: str, *, degraded: str | None = None) -> str:
     if degraded is not None:
         admit_degraded(state, alias=degraded)
-    return _record(state, PRIMARY, "primary", reason)
+    return _record(state, PRIMARY, f"primary:{reason}")
 
 
-def route_read(model: type[Any] | None) -> str:
-    """The alias for a read of ``model`` by the current unit of work."""
+def route_read(model: type[Any] | None, **hints: Any) -> str:
+    """The alias for a read of ``model`` by the current unit of work.
+
+    Called for every ORM read: the common paths are attribute and contextvar
+    lookups, in the order of the module docstring, with no I/O.
+    """
     if not (_config or _conf()).replicas:
         return PRIMARY
-    state = current_state()
-    if pinned_depth():
-        return _primary(state, "pinned")
+    state = _state.get() or current_state()
+    if _pinned.get():
+        return _record(state, PRIMARY, "primary:pinned")
     if state.wrote:
-        return _primary(state, "wrote")
-    if model is not None and getattr(model, "routing_primary_only", False):
-        return _primary(state, "model")
-    if _primary_in_atomic_block():
-        return _primary(state, "atomic")
+        return _record(state, PRIMARY, "primary:wrote")
+    if model is not None:
+        primary_only = _primary_only.get(model)
+        if primary_only is None:  # a class-level declaration: looked up once per model
+            primary_only = _primary_only[model] = bool(getattr(model, "routing_primary_only", False))
+        if primary_only:
+            return _record(state, PRIMARY, "primary:model")
+    cached = _thread_primary
+    if cached.generation == _generation:
+        in_atomic = cached.conn.in_atomic_block
+    else:
+        in_atomic = _primary_in_atomic_block()
+    if in_atomic:
+        return _record(state, PRIMARY, "primary:atomic")
+    if state.forced_reason is None and state.user_id is not None:
+        _merge_user_floor(state)
+    # The unit's replica, already checked against its floor and still usable: the common case.
+    sticky = state.replica
+    if sticky is not None and state.forced_reason is None and sticky in registry.usable:
+        floor = state.floor_lsn
+        if state.replica_floor >= floor:
+            # _record, inline: this is the path of nearly every read.
+            key = "replica:caught_up" if floor else "replica:healthy"
+            state.last_alias = sticky
+            reasons = state.reasons
+            reasons[key] = reasons.get(key, 0) + 1
+            if state.kind == "ambient":
+                count_route(key)
+            return sticky
     return _choose_replica(state)
 
 
@@ -152,8 +178,6 @@ def route_write() -> str:
 def _choose_replica(state: RoutingState) -> str:
     if not registry.probed:
         ensure_probing()
-    if state.forced_reason is None and state.user_id is not None:
-        _merge_user_floor(state)
     if state.forced_reason is not None:
         return _primary(state, state.forced_reason, degraded="replicas")
     usable = registry.usable
@@ -161,12 +185,11 @@ def _choose_replica(state: RoutingState) -> str:
         return _primary(state, registry.unusable_reason or "replicas_down", degraded="replicas")
     floor = state.floor_lsn
     sticky = state.replica
-    if sticky is not None and state.replica_floor >= floor and sticky in usable:
-        return _record(state, sticky, "replica", "caught_up" if floor else "healthy")
     if not floor:
-        choice = random.choice(usable)  # noqa: S311 - load spreading, not security
+        # Round robin over the usable replicas (a random one if they changed meanwhile).
+        choice = registry.next_usable() or random.choice(usable)  # noqa: S311 - load spreading
         state.replica, state.replica_floor = choice, 0
-        return _record(state, choice, "replica", "healthy")
+        return _record(state, choice, "replica:healthy")
     ready = [alias for alias in usable if registry.replay_lsn(alias) >= floor]
     if not ready and not state.token_checked:
         state.token_checked = True
@@ -178,12 +201,12 @@ def _choose_replica(state: RoutingState) -> str:
             state.causal_outcome = "ahead"
             count_token("ahead")
         return _primary(state, "token_ahead")
-    choice = sticky if sticky in ready else random.choice(ready)  # noqa: S311
+    choice = sticky if sticky in ready else random.choice(ready)  # noqa: S311 - load spreading
     state.replica, state.replica_floor = choice, floor
     if state.causal_outcome != "caught_up":
         state.causal_outcome = "caught_up"
         count_token("caught_up")
-    return _record(state, choice, "replica", "caught_up")
+    return _record(state, choice, "replica:caught_up")
 
 
 def _merge_user_floor(state: RoutingState) -> None:

@@ -11,10 +11,11 @@ was marked down and found it healthy.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
@@ -127,6 +128,7 @@ class ReplicaRegistry:
         self.first_probe.clear()
         self._statuses: Mapping[str, ReplicaStatus] = MappingProxyType({})
         self.usable: tuple[str, ...] = ()
+        self._usable_cycle: Iterator[str] = itertools.cycle(())
         self.unusable_reason = "replicas_unknown"
         self._down_at: dict[str, float] = {}
         self._lsn_checks: dict[str, float] = {}
@@ -153,6 +155,13 @@ class ReplicaRegistry:
     def replay_lsn(self, alias: str) -> int:
         status = self._statuses.get(alias)
         return status.replay_lsn or 0 if status is not None else 0
+
+    def next_usable(self) -> str | None:
+        """The next usable replica, round robin (``None`` when there is none)."""
+        try:
+            return next(self._usable_cycle)
+        except StopIteration:
+            return None
 
     def lsn_checked_at(self, alias: str) -> float:
         return self._lsn_checks.get(alias, 0.0)
@@ -258,6 +267,7 @@ class ReplicaRegistry:
     def _publish(self, statuses: dict[str, ReplicaStatus]) -> None:
         self._statuses = MappingProxyType(statuses)
         self.usable = tuple(alias for alias, status in statuses.items() if status.usable)
+        self._usable_cycle = itertools.cycle(self.usable)
         if self.usable:
             self.unusable_reason = ""
         elif any(status.up for status in statuses.values()):

@@ -25,9 +25,11 @@ import contextvars
 import functools
 import inspect
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
+
+from regions.routing.counters import count_routes
 
 UnitKind = Literal["request", "task", "ambient"]
 
@@ -68,7 +70,10 @@ class RoutingState:
     causal_outcome: str | None = None
     """How the incoming causal token was judged (fresh, expired, invalid, ...)."""
     reasons: dict[str, int] = field(default_factory=dict)
-    """Read decisions of this unit by ``target:reason`` (diagnostics and tests)."""
+    """Read decisions of this unit by ``target:reason`` (diagnostics, tests, and the route counter,
+    which gets them when the unit ends: ``regions.routing.counters``)."""
+    counted: bool = False
+    """``reasons`` were added to the route counter (the unit ended)."""
 
     def raise_floor(self, lsn: int) -> None:
         if lsn > self.floor_lsn:
@@ -102,18 +107,35 @@ def pinned_depth() -> int:
     return _pinned.get()
 
 
-@contextlib.contextmanager
-def unit_of_work(kind: UnitKind, state: RoutingState | None = None) -> Iterator[RoutingState]:
-    """Run the body as one unit of work with a fresh routing state (and no ``primary()`` pin)."""
-    fresh = state or RoutingState(kind=kind)
-    fresh.kind = kind
-    state_token = _state.set(fresh)
-    pin_token = _pinned.set(0)
-    try:
-        yield fresh
-    finally:
-        _pinned.reset(pin_token)
-        _state.reset(state_token)
+def _count(state: RoutingState) -> None:
+    if not state.counted and state.reasons:
+        state.counted = True
+        count_routes(state.reasons)
+
+
+class unit_of_work:
+    """Run the body as one unit of work with a fresh routing state (and no ``primary()`` pin).
+
+    A class rather than ``@contextmanager``: it opens every request, and a
+    generator-based context manager costs several times more.
+    """
+
+    __slots__ = ("_pin_token", "_state_token", "state")
+
+    def __init__(self, kind: UnitKind, state: RoutingState | None = None) -> None:
+        fresh = state or RoutingState(kind=kind)
+        fresh.kind = kind
+        self.state = fresh
+
+    def __enter__(self) -> RoutingState:
+        self._state_token = _state.set(self.state)
+        self._pin_token = _pinned.set(0)
+        return self.state
+
+    def __exit__(self, *exc: object) -> None:
+        _pinned.reset(self._pin_token)
+        _state.reset(self._state_token)
+        _count(self.state)
 
 
 def enter_unit(state: RoutingState) -> tuple[contextvars.Token[RoutingState | None], contextvars.Token[int]]:
@@ -123,8 +145,11 @@ def enter_unit(state: RoutingState) -> tuple[contextvars.Token[RoutingState | No
 
 def exit_unit(tokens: tuple[contextvars.Token[RoutingState | None], contextvars.Token[int]]) -> None:
     state_token, pin_token = tokens
+    state = _state.get()
     _pinned.reset(pin_token)
     _state.reset(state_token)
+    if state is not None:
+        _count(state)
 
 
 def note_write() -> None:
