@@ -45,6 +45,8 @@ from regions.errors import RateLimited
 from regions.metrics import RATE_LIMIT_BACKEND_ERROR, RATE_LIMIT_REJECTED, labels
 from regions.problems import app_error_response
 from regions.redis import region_redis
+from regions.routing.decisions import user_floor_prefetched
+from regions.routing.tokens import user_key as routing_user_key
 from saas.errors import RateLimiterUnavailable
 from saas.tokens import bearer_token
 
@@ -53,8 +55,13 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "rl:"
 
 # KEYS[1] bucket; ARGV[1] emission interval (microseconds); ARGV[2] burst (requests); ARGV[3] cost.
-# Returns {allowed, remaining, retry_after_us, reset_after_us}.
+# KEYS[2], optional: a key to read in the same round trip (the caller's per-user causal token).
+# Returns {allowed, remaining, retry_after_us, reset_after_us, value of KEYS[2] or nil}.
 _GCRA = """
+local peeked = false
+if KEYS[2] then
+  peeked = redis.call('GET', KEYS[2])
+end
 local now_parts = redis.call('TIME')
 local now = tonumber(now_parts[1]) * 1000000 + tonumber(now_parts[2])
 local interval = tonumber(ARGV[1])
@@ -68,10 +75,10 @@ end
 local new_tat = tat + interval * cost
 local allow_at = new_tat - tolerance
 if now < allow_at then
-  return {0, 0, math.floor(allow_at - now), math.floor(tat - now)}
+  return {0, 0, math.floor(allow_at - now), math.floor(tat - now), peeked}
 end
 redis.call('SET', KEYS[1], string.format('%d', new_tat), 'PX', math.ceil((new_tat - now) / 1000))
-return {1, math.floor((tolerance - (new_tat - now)) / interval), 0, math.floor(new_tat - now)}
+return {1, math.floor((tolerance - (new_tat - now)) / interval), 0, math.floor(new_tat - now), peeked}
 """
 
 
@@ -101,6 +108,8 @@ class Decision:
     """Seconds until the next request would be allowed (0 when allowed)."""
     reset_after: float
     """Seconds until the whole quota is available again."""
+    peeked: bytes | None = None
+    """The value of the ``peek`` key, read in the same round trip (``None`` if unset or not asked)."""
 
 
 def parse_tier(name: str, spec: str, *, fail_open: bool) -> Tier:
@@ -204,26 +213,31 @@ class _ProcessBuckets:
 _process_buckets = _ProcessBuckets()
 
 
-def rate_limit_check(*, tier: Tier, key: str, cost: int = 1) -> Decision:
+def rate_limit_check(*, tier: Tier, key: str, cost: int = 1, peek: str | None = None) -> Decision:
     """Spend ``cost`` from ``key``'s bucket in ``tier``. Raises ``redis.RedisError`` when Redis fails.
 
-    Without ``REDIS_URL`` (the embedded mode) the buckets live in process memory.
+    ``peek`` names another key of the region's Redis to read in the same round
+    trip (``Decision.peeked``). Without ``REDIS_URL`` (the embedded mode) the
+    buckets live in process memory and nothing is peeked.
     """
     bucket = f"{KEY_PREFIX}{tier.name}:{key}"
     client = region_redis()
+    peeked = None
     if client is None:
         allowed, remaining, retry_us, reset_us = _process_buckets.spend(
             key=bucket, interval=tier.interval_us, burst=tier.limit, cost=cost
         )
     else:
-        allowed, remaining, retry_us, reset_us = _script(client)(
-            keys=[bucket], args=[tier.interval_us, tier.limit, cost]
+        allowed, remaining, retry_us, reset_us, *rest = _script(client)(
+            keys=[bucket] if peek is None else [bucket, peek], args=[tier.interval_us, tier.limit, cost]
         )
+        peeked = rest[0] if rest else None
     return Decision(
         allowed=bool(allowed),
         remaining=int(remaining),
         retry_after=int(retry_us) / 1_000_000,
         reset_after=int(reset_us) / 1_000_000,
+        peeked=peeked,
     )
 
 
@@ -265,6 +279,8 @@ def backend_error(tier: Tier, exc: Exception, *, what: str) -> None:
 class Client:
     tier: Tier
     key: str
+    user_id: str | None = None
+    """The authenticated user, when the token or the session names one."""
 
 
 def identify(request: HttpRequest) -> Client:
@@ -280,11 +296,13 @@ def identify(request: HttpRequest) -> Client:
         token = api_token_resolve(raw=raw)
         request.api_token = token  # type: ignore[attr-defined]
         if token is not None:
-            return Client(tier=tier(token.tier), key=f"token:{token.pk}")
+            return Client(tier=tier(token.tier), key=f"token:{token.pk}", user_id=str(token.user_id))
     session = getattr(request, "session", None)
     user_id = session.get(SESSION_KEY) if session is not None else None
     if user_id:
-        return Client(tier=tier(settings.RATE_LIMIT_SESSION_TIER), key=f"user:{user_id}")
+        return Client(
+            tier=tier(settings.RATE_LIMIT_SESSION_TIER), key=f"user:{user_id}", user_id=str(user_id)
+        )
     return Client(tier=tier("anonymous"), key=f"ip:{client_ip_digest(request)}")
 
 
@@ -299,8 +317,11 @@ class RateLimitMiddleware:
         if not request.path.startswith(tuple(prefixes)):
             return self.get_response(request)
         client = identify(request)
+        # The user's per-user causal token comes back in the same round trip (the router needs it
+        # before the view's first read); if this fails, the router asks Redis itself as before.
+        peek = routing_user_key(client.user_id) if client.user_id is not None else None
         try:
-            decision = rate_limit_check(tier=client.tier, key=client.key)
+            decision = rate_limit_check(tier=client.tier, key=client.key, peek=peek)
         except redis.RedisError as exc:
             backend_error(client.tier, exc, what="an API request")
             if not client.tier.fail_open:
@@ -314,6 +335,8 @@ class RateLimitMiddleware:
             response = self.get_response(request)
             response["RateLimit-Policy"] = client.tier.policy_header()
             return response
+        if peek is not None and client.user_id is not None:
+            user_floor_prefetched(client.user_id, decision.peeked)
         headers = decision_headers(client.tier, decision)
         if not decision.allowed:
             labels(RATE_LIMIT_REJECTED, tier=client.tier.name).inc()

@@ -227,6 +227,25 @@ def _merge_user_floor(state: RoutingState) -> None:
         state.raise_floor(lsn)
 
 
+def user_floor_prefetched(user_id: str, raw: bytes | str | None) -> None:
+    """The user's per-user token, read by another Redis round trip of the request (the rate limiter).
+
+    Folds it into the request's floor as ``_merge_user_floor`` would on the
+    first read after authentication, which then finds the user checked and
+    makes no round trip of its own. Outside a request unit it does nothing.
+    """
+    state = _state.get()
+    if state is None or state.kind != "request" or state.forced_reason is not None:
+        return
+    if state.user_checked == user_id or not (_config or _conf()).replicas:
+        return
+    state.user_checked = user_id
+    lsn = tokens.parse_user_lsn(raw)
+    if lsn:
+        count_token("user")
+        state.raise_floor(lsn)
+
+
 def fresh_replay_lsn(alias: str) -> int:
     """``alias``'s replay LSN, read now unless a read in the last few milliseconds is cached."""
     max_age = float(settings.ROUTING_REPLAY_LSN_CACHE_SECONDS)

@@ -18,9 +18,11 @@ plus the probe's age. ``token_ttl_seconds()`` is that bound plus a margin.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
@@ -112,15 +114,13 @@ class TokenStoreUnavailable(Exception):
     """The region's Redis did not answer: the user's other-device token is unknown."""
 
 
-def user_lsn_get(user_id: str) -> int:
-    """The highest LSN recorded for ``user_id`` (0 if none or without Redis)."""
-    client = region_redis()
-    if client is None:
-        return 0
-    try:
-        raw = client.get(_USER_KEY.format(user_id=user_id))
-    except Exception as exc:
-        raise TokenStoreUnavailable(str(exc)) from exc
+def user_key(user_id: str) -> str:
+    """The Redis key of ``user_id``'s per-user token (for callers that read it in their own round trip)."""
+    return _USER_KEY.format(user_id=user_id)
+
+
+def parse_user_lsn(raw: bytes | str | None) -> int:
+    """The LSN stored under a per-user key (0 if none or garbled)."""
     if raw is None:
         return 0
     try:
@@ -129,12 +129,30 @@ def user_lsn_get(user_id: str) -> int:
         return 0
 
 
+def user_lsn_get(user_id: str) -> int:
+    """The highest LSN recorded for ``user_id`` (0 if none or without Redis)."""
+    client = region_redis()
+    if client is None:
+        return 0
+    try:
+        raw = client.get(user_key(user_id))
+    except Exception as exc:
+        raise TokenStoreUnavailable(str(exc)) from exc
+    return parse_user_lsn(raw)
+
+
+@functools.lru_cache(maxsize=4)
+def _raise_script(client: Any) -> Any:
+    """The raise script, registered: ``EVALSHA`` (loaded once) instead of the script's text each time."""
+    return client.register_script(_RAISE_SCRIPT)
+
+
 def user_lsn_raise(user_id: str, lsn: int) -> None:
     """Record that ``user_id`` has written up to ``lsn``. Best effort: Redis errors are logged."""
     client = region_redis()
     if client is None:
         return
     try:
-        client.eval(_RAISE_SCRIPT, 1, _USER_KEY.format(user_id=user_id), f"{lsn:016X}", token_ttl_seconds())
+        _raise_script(client)(keys=[user_key(user_id)], args=[f"{lsn:016X}", token_ttl_seconds()])
     except Exception:
         logger.warning("could not store the per-user causal token", exc_info=True)

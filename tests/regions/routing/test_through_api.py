@@ -80,6 +80,36 @@ def test_a_document_written_through_the_api_is_read_back_by_its_writer_only(paus
     assert bearer(w.colleague).get(url).status_code == 404
 
 
+def test_the_per_user_token_comes_back_in_the_rate_limit_round_trip(
+    pause_replay, rate_limits_reset, monkeypatch
+):
+    """The rate limiter reads the user's per-user token with its own script: no second Redis trip."""
+    w = world()
+    pause_replay()
+    created = bearer(w.laptop).post(
+        f"/api/v1/orgs/{w.slug}/documents",
+        {"project": w.project, "title": "fresh"},
+        format="json",
+        headers={"Idempotency-Key": f'"{uuid.uuid4()}"'},
+    )
+    assert created.status_code == 201, created.content
+    url = f"/api/v1/orgs/{w.slug}/documents/{created.json()['id']}"
+    asked: list[str] = []
+    real = tokens.user_lsn_get
+
+    def spy(user_id: str) -> int:
+        asked.append(user_id)
+        return real(user_id)
+
+    monkeypatch.setattr(tokens, "user_lsn_get", spy)
+    response = bearer(w.phone).get(url)  # the writer's other device, no token of its own
+    assert response.status_code == 200  # read its write: the per-user token was honoured
+    assert response.headers["RateLimit"]
+    assert asked == []  # and it came with the rate limit decision
+    # A colleague has no such token: the replica, which has not replayed the document.
+    assert bearer(w.colleague).get(url).status_code == 404
+
+
 def http(method: str, url: str, token: str, body: dict[str, str] | None = None, **headers: str):
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(url, data=data, method=method)
