@@ -33,6 +33,7 @@ The outage is logged.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -40,6 +41,7 @@ import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 
 import redis
 from django.conf import settings
@@ -244,13 +246,19 @@ def idempotency_complete(*, claim: Claim, response: HttpResponse) -> StoredRespo
     return _outcome(record, claim.fingerprint)
 
 
+@functools.lru_cache(maxsize=4)
+def _release_script(client: redis.Redis) -> Any:
+    """The release script, registered: ``EVALSHA`` instead of the script's text each time."""
+    return client.register_script(_RELEASE)
+
+
 def idempotency_release(*, claim: Claim) -> None:
     """Drop our Redis claim so the client may retry with the same key at once."""
     redis_client = region_redis()
     if redis_client is None or claim.lease_token is None:
         return
     try:
-        redis_client.eval(_RELEASE, 1, _CLAIM_KEY.format(scope=claim.scope), claim.lease_token)
+        _release_script(redis_client)(keys=[_CLAIM_KEY.format(scope=claim.scope)], args=[claim.lease_token])
     except redis.RedisError as exc:
         _redis_failed(exc)
 
