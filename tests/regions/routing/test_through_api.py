@@ -8,6 +8,7 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from rest_framework.test import APIClient
@@ -56,10 +57,8 @@ def world() -> World:
     return World(org.slug, str(project.pk), laptop, phone, colleague)
 
 
-def test_a_document_written_through_the_api_is_read_back_by_its_writer_only(pause_replay, rate_limits_reset):
-    w = world()
-    pause_replay()
-
+def laptop_writes(w: World) -> Any:
+    """The laptop creates a document (with an Idempotency-Key); the 201 response."""
     created = bearer(w.laptop).post(
         f"/api/v1/orgs/{w.slug}/documents",
         {"project": w.project, "title": "fresh"},
@@ -67,6 +66,14 @@ def test_a_document_written_through_the_api_is_read_back_by_its_writer_only(paus
         headers={"Idempotency-Key": f'"{uuid.uuid4()}"'},
     )
     assert created.status_code == 201, created.content
+    return created
+
+
+def test_a_document_written_through_the_api_is_read_back_by_its_writer_only(pause_replay, rate_limits_reset):
+    w = world()
+    pause_replay()
+
+    created = laptop_writes(w)
     token = created.headers[tokens.HEADER]
     url = f"/api/v1/orgs/{w.slug}/documents/{created.json()['id']}"
 
@@ -86,13 +93,7 @@ def test_the_per_user_token_comes_back_in_the_rate_limit_round_trip(
     """The rate limiter reads the user's per-user token with its own script: no second Redis trip."""
     w = world()
     pause_replay()
-    created = bearer(w.laptop).post(
-        f"/api/v1/orgs/{w.slug}/documents",
-        {"project": w.project, "title": "fresh"},
-        format="json",
-        headers={"Idempotency-Key": f'"{uuid.uuid4()}"'},
-    )
-    assert created.status_code == 201, created.content
+    created = laptop_writes(w)
     url = f"/api/v1/orgs/{w.slug}/documents/{created.json()['id']}"
     asked: list[str] = []
     real = tokens.user_lsn_get
