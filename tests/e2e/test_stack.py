@@ -8,6 +8,7 @@ process by PID.
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 import time
@@ -170,6 +171,35 @@ def test_audit_is_clean_in_every_region_and_the_fleet_report_merges_them(stack, 
         failing = [(c["id"], c["summary"]) for c in region["checks"] if c["status"] != "pass"]
         assert failing == [], region["region"]
     assert report["summary"]["findings"] == 0
+
+
+def test_the_printed_curl_examples_work_against_the_running_stack(stack):
+    """The three examples make run prints (signup, wrong region, audit), run as printed by bash."""
+    import subprocess
+
+    from regions.devstack.stack import format_summary
+
+    _stack, description = stack
+    printed = format_summary(description)
+    block = printed.split("Try:\n", 1)[1].split("\n\n", 1)[0]
+    commands = [c for c in block.replace("\\\n", " ").splitlines() if c.strip().startswith("curl")]
+    assert len(commands) == 4, block  # signup, wrong region, audit (login + run)
+    outputs = []
+    for command in commands:
+        done = subprocess.run(
+            # -w goes first: a printed line may end with a comment.
+            ["bash", "-c", command.replace("curl ", "curl -w '\\n%{http_code}' ", 1)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        outputs.append(done.stdout)
+    status = [out.rsplit("\n", 1)[1] for out in outputs]
+    assert status == ["201", "307", "200", "201"], outputs
+    assert "wrong_region" in outputs[1]
+    report = json.loads(outputs[3].rsplit("\n", 1)[0])["report"]
+    assert report["region"] == "eu-west-1" and report["summary"]["findings"] == 0
 
 
 def test_when_eu_web_stops_the_us_answers_503_not_a_redirect(stack, eu_tenant):
