@@ -288,3 +288,64 @@ def test_make_start_on_embedded_defaults_replicates_in_process_stops_cleanly_and
             assert me.status_code == 200, me.text
     finally:
         stop()
+
+
+def test_ctrl_c_on_make_run_stops_every_process_it_started(tmp_path):
+    """``make run`` in the foreground; Ctrl-C (SIGINT to the terminal's process group) leaves nothing."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.harness.stack import REPO_ROOT
+
+    registry, _ports = write_registry(tmp_path)
+    root = tmp_path / "run"
+    command = [sys.executable, "-m", "regions.devstack", "run", "--embedded", "--root", str(root)]
+    command += ["--registry", str(registry), "--regions", "eu-west-1,us-east-1"]
+    log = (tmp_path / "run.log").open("w")
+    # Its own session, like a terminal's foreground job: Ctrl-C signals the whole group.
+    supervisor = subprocess.Popen(
+        command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        description: dict[str, Any] = {}
+
+        def ready() -> bool:
+            nonlocal description
+            if supervisor.poll() is not None:
+                raise AssertionError(f"make run exited early: {(tmp_path / 'run.log').read_text()[-3000:]}")
+            try:
+                description = json.loads((root / "stack.json").read_text())
+            except (OSError, ValueError):
+                return False
+            return description.get("supervisor_pid") == supervisor.pid
+
+        deadline = time.monotonic() + 240
+        while not ready():
+            assert time.monotonic() < deadline, "make run did not come up"
+            time.sleep(0.5)
+        pids = [pid for region in description["regions"].values() for pid in region["pids"].values()]
+        assert pids and all(_alive(pid) for pid in pids)
+        with client() as http:
+            assert http.get(url(description, "eu-west-1", "/health/live")).status_code == 200
+
+        os.killpg(supervisor.pid, signal.SIGINT)
+        assert supervisor.wait(timeout=90) is not None
+    finally:
+        if supervisor.poll() is None:
+            os.killpg(supervisor.pid, signal.SIGKILL)
+            supervisor.wait()
+        log.close()
+    assert not [pid for pid in pids if _alive(pid)], "Ctrl-C left processes behind"
+    # Nothing else that names this stack's directory survives either (a grandchild the PIDs missed).
+    leftovers = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if str(root).encode() in (entry / "cmdline").read_bytes():
+                    leftovers.append(int(entry.name))
+            except OSError:
+                continue
+    assert leftovers == [], f"orphans: {leftovers}"
