@@ -148,6 +148,17 @@ class ReplicationBatchInvalid(BadRequest):
     title = "Invalid replication batch"
 
 
+class PrimaryUnavailable(ServiceUnavailable):
+    """The region's primary database cannot be reached (stopped, restarting, failing over).
+
+    Writes, and reads only the primary may serve, answer this with ``Retry-After``
+    (``PRIMARY_UNAVAILABLE_RETRY_AFTER``); reads the replicas can serve go on.
+    """
+
+    code = "primary_unavailable"
+    title = "Primary database unavailable"
+
+
 class ReadCapacityExhausted(ServiceUnavailable):
     """Replicas cannot serve and the primary's share of their reads is at its cap (regions.routing)."""
 

@@ -21,7 +21,8 @@ from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 
-from regions.errors import AppError
+from regions.errors import AppError, PrimaryUnavailable
+from regions.routing.failures import database_unreachable
 
 logger = logging.getLogger(__name__)
 
@@ -125,10 +126,21 @@ def _drf_response(status: int, body: dict[str, Any], headers: Mapping[str, str] 
     return response
 
 
+def primary_unavailable(exc: BaseException) -> PrimaryUnavailable:
+    """The 503 for a database that cannot be reached (``regions.routing.failures``), logged once."""
+    logger.warning("primary database unreachable: answering 503 (%s)", type(exc).__name__)
+    return PrimaryUnavailable(
+        "The region's primary database cannot be reached right now; retry shortly.",
+        headers={"Retry-After": str(settings.PRIMARY_UNAVAILABLE_RETRY_AFTER)},
+    )
+
+
 def api_exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response | None:
     """DRF ``EXCEPTION_HANDLER``: every error becomes problem+json with a stable code."""
     request = context.get("request")
     instance = request.path if request is not None else None
+    if database_unreachable(exc):
+        exc = primary_unavailable(exc)
     if isinstance(exc, AppError):
         body = problem_body(
             status=exc.status,
@@ -207,6 +219,8 @@ def handler500(request: HttpRequest) -> HttpResponse:
     # Django calls this while handling the exception: an AppError raised outside
     # a DRF view (in middleware, say) keeps its own status and code.
     error = sys.exc_info()[1]
+    if error is not None and database_unreachable(error):
+        error = primary_unavailable(error)
     if isinstance(error, AppError):
         return app_error_response(error, instance=request.path)
     return problem_response(status=500, code="internal_error", detail="An unexpected error occurred.")

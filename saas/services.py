@@ -25,6 +25,7 @@ from django.utils import timezone
 from regions.errors import HomeRegionUnavailable, PermissionDenied, ValidationFailed, WrongRegion
 from regions.peer_health import peer_status_get
 from regions.registry import Region
+from regions.routing import best_effort_write
 from regions.selectors import current_zone, get_registry
 from residency.login_keys import login_key, normalize_email
 from residency.models import DirectoryEntry
@@ -323,8 +324,10 @@ def api_token_mark_used(*, token: ApiToken) -> None:
     now = timezone.now()
     if token.last_used_at is not None and now - token.last_used_at < TOKEN_LAST_USED_RESOLUTION:
         return
-    ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    token.last_used_at = now
+    # Bookkeeping: a read must not fail because the primary cannot take this write.
+    with best_effort_write("refreshing an API token's last_used_at"):
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
 
 
 # --- Signup --------------------------------------------------------------------------------

@@ -257,6 +257,8 @@ ROUTING_REPLAY_LSN_CACHE_SECONDS = env.float("ROUTING_REPLAY_LSN_CACHE_SECONDS",
 # how long a request waits for a slot before it gets 503 read_capacity_exhausted.
 ROUTING_DEGRADED_MAX_CONCURRENCY = env.int("ROUTING_DEGRADED_MAX_CONCURRENCY", 8)
 ROUTING_DEGRADED_WAIT_SECONDS = env.float("ROUTING_DEGRADED_WAIT_SECONDS", 0.25)
+# Retry-After (seconds) of the 503 primary_unavailable answered while the primary cannot be reached.
+PRIMARY_UNAVAILABLE_RETRY_AFTER = env.int("PRIMARY_UNAVAILABLE_RETRY_AFTER", 2)
 
 # --- Residency (residency) -------------------------------------------------------------
 # Key of the pseudonymous login keys (HMAC of the normalized email). Shared by

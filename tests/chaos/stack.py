@@ -25,6 +25,7 @@ import psycopg
 
 from regions.devstack.processes import chown_for_service, free_port, wait_until
 from regions.devstack.stack import RegionProcesses, Stack, StackPlan
+from tests.harness.pii_guard import GUARD as PII_GUARD
 from tests.harness.stack import write_registry
 
 REGIONS = ("eu-west-1", "us-east-1")
@@ -73,6 +74,22 @@ class ChaosStack:
             return answer.status_code, answer.json()
         except ValueError:
             return answer.status_code, {}
+
+    def check(self, code: str, name: str) -> dict[str, Any]:
+        """One check of the readiness report (``primary``, ``replica_1``, ``redis``, ``broker``)."""
+        _status, report = self.readiness(code)
+        return next((c for c in report.get("checks", []) if c.get("name") == name), {})
+
+    def wait_check(self, code: str, name: str, *, status: str = "ok", timeout: float = 60.0) -> float:
+        """Wait until readiness reports check ``name`` as ``status``; return the seconds it took."""
+        began = time.monotonic()
+        wait_until(
+            lambda: self.check(code, name).get("status") == status,
+            timeout=timeout,
+            interval=0.1,
+            what=f"{code} readiness check {name} {status!r}",
+        )
+        return time.monotonic() - began
 
     def wait_ready(self, code: str = HOME, *, status: str = "ok", timeout: float = 60.0) -> float:
         """Wait until readiness answers ``status``; return the seconds it took."""
@@ -132,6 +149,8 @@ def chaos_stack_running(*, separate_broker: bool = True) -> Iterator[ChaosStack]
     finally:
         pids = running.pids()
         running.down()
+        # Before they are removed: no test user's email in any process log (PII guard).
+        PII_GUARD.scan_files(root.rglob("*.log"))
         shutil.rmtree(root, ignore_errors=True)
     left = [pid for pid in pids if _alive(pid)]
     assert not left, f"processes left behind: {left}"

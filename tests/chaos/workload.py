@@ -163,12 +163,10 @@ def no_errors(attempt: Attempt) -> bool:
     return attempt.status is not None and attempt.status < 500
 
 
-def writes_may_retry_later(attempt: Attempt) -> bool:
-    """Reads must succeed; a write may get ``503`` with ``Retry-After`` (and 409 while in flight)."""
+def retry_later_only(attempt: Attempt) -> bool:
+    """Every request answered; the only 5xx allowed is ``503`` with ``Retry-After`` (come back later)."""
     if attempt.status is None:
         return False
-    if attempt.op == READ:
-        return attempt.ok
     if attempt.status == 503:
         return bool(attempt.retry_after)
     return attempt.status < 500
@@ -178,6 +176,9 @@ def writes_may_retry_later(attempt: Attempt) -> bool:
 class Workload:
     tenant: Tenant
     threads: int = 3
+    """Threads running the whole mix (a write retrying its key holds its thread, as in a real client)."""
+    readers: int = 1
+    """Extra threads that only read, so reads go on while every writer waits on a retry."""
     duration: float = 20.0
     """Seconds the threads keep starting operations (``running()`` may stop them earlier)."""
     max_requests: int = 2000
@@ -209,8 +210,13 @@ class Workload:
         self._stop.clear()
         self._began = time.monotonic()
         workers = [
-            threading.Thread(target=self._loop, args=(index,), name=f"chaos-load-{index}", daemon=True)
-            for index in range(self.threads)
+            threading.Thread(
+                target=self._loop,
+                args=(index, index >= self.threads),
+                name=f"chaos-load-{index}",
+                daemon=True,
+            )
+            for index in range(self.threads + self.readers)
         ]
         for worker in workers:
             worker.start()
@@ -241,9 +247,9 @@ class Workload:
             and len(self.attempts) < self.max_requests
         )
 
-    def _loop(self, index: int) -> None:
+    def _loop(self, index: int, reader: bool) -> None:
         rng = random.Random(self.seed * 1000 + index)
-        ops = [op for op, weight in self.mix for _ in range(weight)]
+        ops = [READ] if reader else [op for op, weight in self.mix for _ in range(weight)]
         with httpx.Client(base_url=self.tenant.base_url, timeout=self.request_timeout) as http:
             causal: dict[str, str] = {}
             while self._should_start():
@@ -376,8 +382,9 @@ class Workload:
         ended = [a.ended for a in self.attempts if a.op == op and a.ok and a.started >= fault_end]
         return min(ended) - fault_end if ended else None
 
-    def between(self, start: float, end: float) -> list[Attempt]:
-        return [a for a in self.attempts if start <= a.started < end]
+    def between(self, start: float, end: float, *, op: str | None = None) -> list[Attempt]:
+        """Attempts that started in ``[start, end)`` (of one ``op`` when given)."""
+        return [a for a in self.attempts if start <= a.started < end and (op is None or a.op == op)]
 
 
 @dataclass
