@@ -13,11 +13,13 @@ answers a redelivery of the same events (a fresh signature) ``duplicate``.
    us-east-1's gunicorn; each answer and us-east-1's directory, inbox and
    directory writes (a trigger) are checked.
 2. **A skewed peer**: eu-west-1's Celery worker runs with its clock 2 min
-   fast while the workload changes the directory: us-east-1 refuses every
-   batch, nothing is applied, the rows wait in eu-west-1's outbox (a refused
+   fast (``make chaos`` also: 2 min slow for a minute, production settings)
+   while the workload changes the directory: us-east-1 refuses every batch,
+   nothing is applied, the rows wait in eu-west-1's outbox (a refused
    signature is a failure of the link, never a reason to dead-letter) and the
-   breaker opens. With the clock back inside the window (45 s slow) the
-   backlog drains: nothing lost, nothing applied twice.
+   breaker opens. With the clock set right (in the long run: still 45 s off
+   the other way, inside the window) the backlog drains: nothing lost,
+   nothing applied twice.
 """
 
 from __future__ import annotations
@@ -249,42 +251,66 @@ def _skewed(argv: list[str], seconds: int) -> list[str]:
     return [sys.executable, "-m", "regions.devstack.skewed", str(seconds), *argv[at:]]
 
 
-def test_a_peer_worker_two_minutes_fast_replicates_nothing_until_its_clock_is_back(
-    stack: ChaosStack, tenant: Tenant
+def run_skewed_worker(
+    chaos: ChaosStack,
+    tenant: Tenant,
+    *,
+    scenario: str,
+    outside: int,
+    inside: int | None,
+    skewed_for: float,
+    settings_env: dict[str, str],
+    command: str,
 ) -> None:
-    worker = stack.processes(HOME).worker
+    """eu-west-1's worker with its clock ``outside`` the window for ``skewed_for`` s, then fixed.
+
+    Fixed means ``inside`` the window (still off by that much), or right when ``None``.
+    """
+    worker = chaos.processes(HOME).worker
     assert worker is not None
-    replication_settled(stack, timeout=60)
-    breaker = BreakerWatch(stack)
+    replication_settled(chaos, timeout=60)
+    breaker = BreakerWatch(chaos)
     breaker.reset()
-    load = Workload(tenant=tenant, duration=120, threads=2, mix=((READ, 4), (WRITE, 3), (DIRECTORY, 3)))
-    with apply_log(stack) as log, breaker.watching():
-        before = replication_report(stack)
+    load = Workload(
+        tenant=tenant,
+        duration=skewed_for + 90,
+        threads=2,
+        max_requests=8000,
+        mix=((READ, 4), (WRITE, 3), (DIRECTORY, 3)),
+    )
+    with apply_log(chaos) as log, breaker.watching():
+        before = replication_report(chaos)
         original = list(worker.argv)
-        with restarted(worker, argv=_skewed(original, SKEW), env=FAST_REPLICATION_ENV):
+        log_offset = worker.log_path.stat().st_size
+        with restarted(worker, argv=_skewed(original, outside), env=settings_env):
             with load.running():
                 skewed_since = time.monotonic()
-                time.sleep(8)
-                during = replication_report(stack)
+                time.sleep(skewed_for)
+                during = replication_report(chaos)
                 writes_during = sum(log.writes().values())
-                refused_in_log = "signature_stale" in worker.tail(400)
-                # The clock is set back inside the window (45 s slow): a restart with it.
-                worker.stop(timeout=15)
-                worker.argv = _skewed(original, -(MAX_AGE - 15))
+                with worker.log_path.open("rb") as handle:
+                    handle.seek(log_offset)
+                    refused_in_log = b"signature_stale" in handle.read()
                 fixed = time.monotonic()
-                start_and_wait(worker)
-                time.sleep(2)
-            after, _ = replication_settled(stack, timeout=60)
-            recovered = time.monotonic() - fixed if after.settled else None
-            verdict = check(stack, load, peer=PEER)
+                if inside is not None:  # the clock set back inside the window, but not right
+                    worker.stop(timeout=15)
+                    worker.argv = _skewed(original, inside)
+                    start_and_wait(worker)
+            if inside is not None:
+                after, _ = replication_settled(chaos, timeout=90)
+        if inside is None:  # the clock set right: the worker as it was
+            after, _ = replication_settled(chaos, timeout=90)
+        recovered = time.monotonic() - fixed if after.settled else None
+        verdict = check(chaos, load, peer=PEER)
         duplicates = log.duplicates()
 
     figures = figures_of(
         load,
         verdict,
-        scenario="clock_skew_peer_worker",
-        fault=f"{HOME}'s worker clock +{SKEW} s for 8 s, then -{MAX_AGE - 15} s (inside the window)",
-        command="pytest tests/chaos/test_clock_skew.py -k peer_worker",
+        scenario=scenario,
+        fault=f"{HOME}'s worker clock {outside:+d} s for {skewed_for:g} s, "
+        + ("then right" if inside is None else f"then {inside:+d} s (inside the window)"),
+        command=command,
         recovery_s=recovered,
         extra={
             "backlog_while_skewed": during.backlog,
@@ -297,7 +323,7 @@ def test_a_peer_worker_two_minutes_fast_replicates_nothing_until_its_clock_is_ba
     report(figures)
 
     assert load.failures() == [], load.statuses()
-    # Skewed by 2 minutes: every batch refused, nothing applied, everything kept.
+    # Outside the window: every batch refused, nothing applied, everything kept.
     assert writes_during == 0 and during.inbox == before.inbox, during
     assert during.backlog > 0 and during.dead_letters == 0, during
     assert refused_in_log, "the worker's log does not say why us-east-1 refused its batches"
@@ -307,3 +333,34 @@ def test_a_peer_worker_two_minutes_fast_replicates_nothing_until_its_clock_is_ba
     assert after.settled and after.dead_letters == 0, after
     assert duplicates == 0 and verdict.duplicates == 0, log.writes()
     assert breaker.state() == "closed", breaker.path()
+
+
+def test_a_peer_worker_two_minutes_fast_replicates_nothing_until_its_clock_is_back(
+    stack: ChaosStack, tenant: Tenant
+) -> None:
+    run_skewed_worker(
+        stack,
+        tenant,
+        scenario="clock_skew_peer_worker",
+        outside=SKEW,
+        inside=None,
+        skewed_for=5,
+        settings_env=FAST_REPLICATION_ENV,
+        command="pytest tests/chaos/test_clock_skew.py -k two_minutes_fast",
+    )
+
+
+@pytest.mark.chaos_long
+def test_a_peer_worker_two_minutes_slow_for_a_minute_with_production_settings(
+    stack: ChaosStack, tenant: Tenant
+) -> None:
+    run_skewed_worker(
+        stack,
+        tenant,
+        scenario="clock_skew_peer_worker_slow_60s",
+        outside=-SKEW,
+        inside=MAX_AGE - 15,
+        skewed_for=60,
+        settings_env={},
+        command="CHAOS_ALL=1 pytest tests/chaos/test_clock_skew.py -k two_minutes_slow",
+    )

@@ -17,8 +17,8 @@ and every directory entry of eu-west-1 in us-east-1 at the same version; a
 trigger on us-east-1's directory proves no version was written twice; the
 breaker was open during the outage and is closed at the end.
 
-``make test`` runs it with the breaker and retries scaled down (an 8 s outage,
-a 6 s partition); ``make chaos`` also runs the full 60 s outage with the
+``make test`` runs it with the breaker and retries scaled down (a 6 s outage,
+a 5 s partition); ``make chaos`` also runs the full 60 s outage with the
 production defaults.
 """
 
@@ -69,10 +69,10 @@ def run_scenario(
             replication_settled(chaos, timeout=60)  # what earlier scenarios left, before we start
             breaker.reset()
             before = replication_report(chaos)
-            load = Workload(tenant=tenant, duration=3 + outage + partition + 60, threads=2)
+            load = Workload(tenant=tenant, duration=2 + outage + partition + 60, threads=2, max_requests=8000)
             with breaker.watching():
                 with load.running():
-                    time.sleep(3)  # replication flowing
+                    time.sleep(2)  # replication flowing
                     fault_start = time.monotonic()
                     peer.web.stop()
                     time.sleep(outage)
@@ -130,8 +130,8 @@ def test_peer_unreachable_then_partitioned_converges_once(stack: ChaosStack, ten
         stack,
         tenant,
         scenario="peer_unreachable_fast",
-        outage=8,
-        partition=6,
+        outage=6,
+        partition=5,
         settings_env=FAST_REPLICATION_ENV,
         command="pytest tests/chaos/test_peer_unreachable.py -k converges_once",
     )

@@ -40,9 +40,9 @@ from tests.chaos.workload import DIRECTORY, READ, WRITE, Tenant, Workload, check
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
-BACKLOG_BUILDUP = 3.0
+BACKLOG_BUILDUP = 2.0
 """Seconds without a worker before the batch that gets killed, so it carries a backlog."""
-WORKER_DOWN = 3.0
+WORKER_DOWN = 2.0
 """Seconds between the kill and the new worker: writes keep coming meanwhile."""
 
 
