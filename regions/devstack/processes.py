@@ -140,6 +140,13 @@ class ManagedProcess:
             return ""
 
 
+def child_pids(pid: int) -> list[int]:
+    """The PIDs of a process's children, e.g. a Celery worker's pool processes (Linux ``/proc``)."""
+    with contextlib.suppress(OSError):
+        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return []
+
+
 def wait_until(
     predicate: Callable[[], bool], *, timeout: float, interval: float = 0.05, what: str = "condition"
 ) -> None:

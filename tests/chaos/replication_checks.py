@@ -293,10 +293,3 @@ def registry_with_internal_url(chaos: ChaosStack, *, region: str, url: str) -> P
     path = source.with_name(f"{source.stem}-{region}-via-{url.rsplit(':', 1)[1]}.yaml")
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
-
-
-def pool_children(pid: int) -> list[int]:
-    """The PIDs of a process's children (a Celery worker's pool processes)."""
-    with contextlib.suppress(OSError):
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []

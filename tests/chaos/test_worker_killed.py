@@ -26,11 +26,10 @@ import time
 import psycopg
 import pytest
 
-from regions.devstack.processes import wait_until
+from regions.devstack.processes import child_pids, wait_until
 from tests.chaos.figures import report
 from tests.chaos.replication_checks import (
     apply_log,
-    pool_children,
     replication_report,
     replication_settled,
     start_and_wait,
@@ -85,7 +84,7 @@ def test_worker_killed_mid_batch_applies_every_event_exactly_once(stack: ChaosSt
                     lambda: _batch_waiting_in_peer(stack), timeout=30, interval=0.05, what="a batch in flight"
                 )
                 claimed = _claimed_in_origin(stack)
-                victims = [*pool_children(worker.pid), worker.pid]
+                victims = [*child_pids(worker.pid), worker.pid]
                 for pid in victims:  # the pool process in the batch, then its parent
                     os.kill(pid, signal.SIGKILL)
                 killed = time.monotonic()

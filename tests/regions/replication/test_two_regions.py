@@ -8,17 +8,15 @@ breakers, which must not slow us-east-1 down.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
-from pathlib import Path
 
 import psycopg
 import pytest
 import yaml
 from django.test import Client
 
-from regions.devstack.processes import free_port, wait_until
+from regions.devstack.processes import child_pids, free_port, wait_until
 from regions.replication.breaker import BreakerState, breaker_reset, breaker_state
 from regions.replication.events import directory_shard
 from regions.replication.models import DeadLetter, InboxEvent, OutboxEvent
@@ -180,12 +178,6 @@ def test_a_poison_event_is_dead_lettered_while_its_shard_flows_on_and_replays_af
     assert inbox(as_region)[str(letter.event_id)].deliveries == 1
 
 
-def _pool_children(pid: int) -> list[int]:
-    with contextlib.suppress(OSError):
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return []
-
-
 def test_a_worker_killed_mid_batch_is_redelivered_and_applied_exactly_once(
     replication, as_region, celery_worker, region_web, harness
 ):
@@ -209,7 +201,7 @@ def test_a_worker_killed_mid_batch_is_redelivered_and_applied_exactly_once(
             return int(row[0][0]) >= 1
 
         wait_until(batch_waiting, timeout=30, what="the batch to reach us-east-1")
-        children = _pool_children(worker.pid)
+        children = child_pids(worker.pid)
         assert len(children) == 1
         os.kill(children[0], signal.SIGKILL)  # mid-batch: sent, not yet settled
         wait_until(lambda: "WorkerLostError" in worker.tail(200), timeout=30, what="the worker to notice")
