@@ -21,12 +21,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 import yaml
 
 from regions.devstack.processes import ManagedProcess, wait_until
+from tests.chaos.figures import Figures, report
 from tests.chaos.stack import HOME, PEER, ChaosStack
+from tests.chaos.workload import Verdict, Workload, figures_of
 
 FAST_REPLICATION_ENV = {
     "REPLICATION_BACKOFF_BASE": "0.1",
@@ -86,9 +89,10 @@ class ApplyLog:
         )
         return {(str(kind), str(key), int(version)): int(count) for kind, key, version, count in rows}
 
-    def duplicates(self, *, origin: str = HOME) -> int:
-        """Writes beyond the first of one version: an event applied twice."""
-        return sum(count - 1 for count in self.writes(origin=origin).values())
+
+def duplicate_writes(writes: dict[tuple[str, str, int], int]) -> int:
+    """Writes beyond the first of one version (``ApplyLog.writes``): an event applied twice."""
+    return sum(count - 1 for count in writes.values())
 
 
 @contextlib.contextmanager
@@ -293,3 +297,34 @@ def registry_with_internal_url(chaos: ChaosStack, *, region: str, url: str) -> P
     path = source.with_name(f"{source.stem}-{region}-via-{url.rsplit(':', 1)[1]}.yaml")
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
     return path
+
+
+# --- The verdict every replication scenario shares -------------------------------------------------
+
+
+def report_replication(
+    load: Workload,
+    verdict: Verdict,
+    *,
+    after: ReplicationReport,
+    writes: dict[tuple[str, str, int], int],
+    **figures: Any,
+) -> Figures:
+    """The scenario's line: the workload's figures, plus the peer's missing entries and double writes."""
+    line = figures_of(load, verdict, **figures)
+    line.lost_writes += len(after.missing)
+    line.duplicates += duplicate_writes(writes)
+    return report(line)
+
+
+def assert_replicated_once(
+    load: Workload, verdict: Verdict, *, after: ReplicationReport, writes: dict[tuple[str, str, int], int]
+) -> None:
+    """eu-west-1 served every request; every acknowledged write is there once, and in the peer once."""
+    assert load.failures() == [], load.statuses()
+    assert not verdict.lost and not verdict.unreplicated, verdict
+    assert verdict.duplicates == 0, verdict
+    assert after.settled, f"{PEER} did not catch up: {after}"
+    assert after.dead_letters == 0, "a link failure must never dead-letter an event"
+    assert duplicate_writes(writes) == 0, f"directory versions written twice in {PEER}: {writes}"
+    assert after.inbox_outcomes.keys() <= {"applied", "stale"}, after.inbox_outcomes

@@ -41,13 +41,16 @@ from tests.chaos.replication_checks import (
     FAST_REPLICATION_ENV,
     BreakerWatch,
     apply_log,
+    assert_replicated_once,
+    duplicate_writes,
     replication_report,
     replication_settled,
+    report_replication,
     restarted,
     start_and_wait,
 )
 from tests.chaos.stack import HOME, PEER, ChaosStack
-from tests.chaos.workload import DIRECTORY, READ, WRITE, Tenant, Workload, check, figures_of
+from tests.chaos.workload import DIRECTORY, READ, WRITE, Tenant, Workload, check
 
 pytestmark = [pytest.mark.chaos, pytest.mark.slow]
 
@@ -218,7 +221,8 @@ def test_skewed_signatures_are_refused_or_accepted_exactly_as_the_policy_says(st
         present = _present(stack, peer.keys)
         lost = len(set(accepted_keys) - present)
         wrongly_applied = len(present - set(accepted_keys))
-        duplicates = log.duplicates()
+        writes = log.writes()
+        duplicates = duplicate_writes(writes)
         # Leave no entry behind that eu-west-1 does not have.
         stack.query(
             PEER, "DELETE FROM residency_directoryentry WHERE kind = 'org' AND key = ANY(%s)", (peer.keys,)
@@ -239,7 +243,7 @@ def test_skewed_signatures_are_refused_or_accepted_exactly_as_the_policy_says(st
     )
     assert failures == []
     assert lost == 0 and wrongly_applied == 0
-    assert duplicates == 0, log.writes()
+    assert duplicates == 0, writes
 
 
 # --- 2. A peer whose clock is off ------------------------------------------------------------------
@@ -302,11 +306,13 @@ def run_skewed_worker(
             after, _ = replication_settled(chaos, timeout=90)
         recovered = time.monotonic() - fixed if after.settled else None
         verdict = check(chaos, load, peer=PEER)
-        duplicates = log.duplicates()
+        writes = log.writes()
 
-    figures = figures_of(
+    report_replication(
         load,
         verdict,
+        after=after,
+        writes=writes,
         scenario=scenario,
         fault=f"{HOME}'s worker clock {outside:+d} s for {skewed_for:g} s, "
         + ("then right" if inside is None else f"then {inside:+d} s (inside the window)"),
@@ -318,20 +324,13 @@ def run_skewed_worker(
             "breaker": breaker.path(),
         },
     )
-    figures.duplicates += duplicates
-    figures.lost_writes += len(after.missing)
-    report(figures)
-
-    assert load.failures() == [], load.statuses()
     # Outside the window: every batch refused, nothing applied, everything kept.
     assert writes_during == 0 and during.inbox == before.inbox, during
     assert during.backlog > 0 and during.dead_letters == 0, during
     assert refused_in_log, "the worker's log does not say why us-east-1 refused its batches"
     assert breaker.seen("open", between=(skewed_since, fixed)), breaker.path()
-    # Inside the window: all of it delivered, once.
-    assert not verdict.lost and not verdict.unreplicated, verdict
-    assert after.settled and after.dead_letters == 0, after
-    assert duplicates == 0 and verdict.duplicates == 0, log.writes()
+    # Then: all of it delivered, once.
+    assert_replicated_once(load, verdict, after=after, writes=writes)
     assert breaker.state() == "closed", breaker.path()
 
 
