@@ -9,12 +9,27 @@ after each scenario, so that one scenario's fault never leaks into the next.
 
 from __future__ import annotations
 
+import json
+import time
 from collections.abc import Iterator
 
 import pytest
 
+from tests.chaos.figures import RESULTS_DIR, Figures
 from tests.chaos.stack import ChaosStack, chaos_stack_running
 from tests.chaos.workload import Tenant, tenant_create
+
+_SESSION_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The figures line of every scenario this run reported, also when output was captured."""
+    paths = sorted(RESULTS_DIR.glob("*.json")) if RESULTS_DIR.is_dir() else []
+    fresh = [Figures(**json.loads(p.read_text())) for p in paths if p.stat().st_mtime >= _SESSION_STARTED]
+    if fresh:
+        terminalreporter.section("chaos figures")
+        for figures in fresh:
+            terminalreporter.write_line(figures.line())
 
 
 @pytest.fixture(scope="package")
