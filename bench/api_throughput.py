@@ -12,13 +12,16 @@ document through the services, then runs two gunicorn servers side by side:
   views over the same model, serializer and token authentication
   (``bench/api_bare_settings.py``, ``bench/api_bare_urls.py``).
 
-wrk drives each (read, create) x (full, bare) pair back to back in alternating
-order, ``rounds`` times; the ratio is the median of the per-pair ratios (a pair
-sees the same background load), reported with median throughput and p50/p99.
+After a 2 s warm-up of each, wrk drives each (read, create) x (full, bare)
+pair back to back in alternating order, ``rounds`` times, at saturation (8
+connections); the ratio is the median of the per-pair ratios (a pair sees the
+same background load), reported with median throughput and p50/p99. Then the
+read at a fixed load (4 connections, each pausing 40 ms between requests) for
+the latency a client sees below saturation (p99), and one client at a time.
 Targets: read ratio >= 0.90, create ratio >= 0.75 (full / bare throughput).
 
-    .venv/bin/python -m bench.api_throughput            # 9 paired rounds of 4 s (about 3 min)
-    .venv/bin/python -m bench.api_throughput --quick    # 3 paired rounds of 3 s
+    .venv/bin/python -m bench.api_throughput            # 9 paired rounds of 4 s (about 6 min)
+    .venv/bin/python -m bench.api_throughput --quick    # 3 paired rounds of 3 s (about 2 min)
 
 Needs ``wrk``: installed with ``apt-get install -y wrk`` when missing and
 running as root on Debian; otherwise the benchmark says so and stops.
@@ -46,6 +49,10 @@ NAME = "api_throughput"
 REPO = Path(__file__).resolve().parents[1]
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "8"))
 WRK_THREADS = 2
+WARMUP_SECONDS = 2
+FIXED_LOAD_CONNECTIONS = 4
+FIXED_LOAD_DELAY_MS = 40
+"""The fixed load: 4 connections, each pausing 40 ms after every answer (about 80 req/s at 10 ms)."""
 GUNICORN_WORKERS = 2
 
 _SCRIPT = """
@@ -75,6 +82,7 @@ function request()
   local key = string.format('"%(run)s-%%s-%%d"', tid, counter)
   return wrk.format("POST", "%(path)s", headers({["Idempotency-Key"] = key}), '%(body)s')
 end
+%(pacing)s
 function done(summary, latency, requests)
   local bad = summary.errors.status + summary.errors.connect + summary.errors.read
     + summary.errors.write + summary.errors.timeout
@@ -185,17 +193,37 @@ def one_client_ms(port: int, *, method: str, path: str, token: str, body: str, c
 
 
 def wrk_run(
-    wrk: str, port: int, *, method: str, path: str, token: str, body: str, seconds: int, root: Path
+    wrk: str,
+    port: int,
+    *,
+    method: str,
+    path: str,
+    token: str,
+    body: str,
+    seconds: int,
+    root: Path,
+    connections: int = CONNECTIONS,
+    delay_ms: int = 0,
 ) -> Sample:
+    """One wrk run. ``delay_ms``: each connection pauses that long between requests (a fixed load)."""
     script = root / f"wrk-{uuid.uuid4().hex[:8]}.lua"
+    pacing = f"function delay()\n  return {delay_ms}\nend" if delay_ms else ""
     script.write_text(
-        _SCRIPT % {"token": token, "method": method, "path": path, "body": body, "run": uuid.uuid4().hex[:12]}
+        _SCRIPT
+        % {
+            "token": token,
+            "method": method,
+            "path": path,
+            "body": body,
+            "run": uuid.uuid4().hex[:12],
+            "pacing": pacing,
+        }
     )
     result = subprocess.run(
         [
             wrk,
-            f"-t{WRK_THREADS}",
-            f"-c{CONNECTIONS}",
+            f"-t{min(WRK_THREADS, connections)}",
+            f"-c{connections}",
             f"-d{seconds}s",
             "--timeout=10s",
             "-s",
@@ -258,6 +286,19 @@ def run(quick: bool) -> list[Row]:
             for stack_name, port in ports.items():  # both answer before anything is timed
                 assert check(port, "GET", read_path, seeded["token"], None) == 200, stack_name
                 assert check(port, "POST", create_path, seeded["token"], body) == 201, stack_name
+            # Warm-up (not counted): every worker connected, code paths and caches warm.
+            for method, path, payload in scenarios.values():
+                for stack_name in ports:
+                    wrk_run(
+                        wrk,
+                        ports[stack_name],
+                        method=method,
+                        path=path,
+                        token=seeded["token"],
+                        body=payload,
+                        seconds=WARMUP_SECONDS,
+                        root=root,
+                    )
             samples: dict[tuple[str, str], list[Sample]] = {}
             # Short rounds, each pair back to back in alternating order: a pair sees the same
             # background load, so the median of the per-pair ratios is robust on a shared machine.
@@ -281,6 +322,28 @@ def run(quick: bool) -> list[Row]:
                             file=sys.stderr,
                         )
                         samples.setdefault((scenario, stack_name), []).append(sample)
+            # A fixed load, well under both servers' capacity: the latency a client sees there.
+            paced: dict[str, list[Sample]] = {"full": [], "bare": []}
+            for round_index in range(rounds):
+                for stack_name in ("full", "bare") if round_index % 2 == 0 else ("bare", "full"):
+                    sample = wrk_run(
+                        wrk,
+                        ports[stack_name],
+                        method="GET",
+                        path=read_path,
+                        token=seeded["token"],
+                        body="",
+                        seconds=seconds,
+                        root=root,
+                        connections=FIXED_LOAD_CONNECTIONS,
+                        delay_ms=FIXED_LOAD_DELAY_MS,
+                    )
+                    print(
+                        f"  round {round_index + 1} fixed load {stack_name}: {sample.rps:6.1f} req/s "
+                        f"p50 {sample.p50_ms:.1f} ms p99 {sample.p99_ms:.1f} ms errors {sample.errors}",
+                        file=sys.stderr,
+                    )
+                    paced[stack_name].append(sample)
             # One client at a time: the added cost per request, without queueing on 2 busy cores.
             single: dict[tuple[str, str], list[float]] = {}
             for round_index in range(rounds):
@@ -341,6 +404,29 @@ def run(quick: bool) -> list[Row]:
                 ),
             )
         )
+    full_p99 = float(statistics.median(s.p99_ms for s in paced["full"]))
+    bare_p99 = float(statistics.median(s.p99_ms for s in paced["bare"]))
+    paced_errors = sum(s.errors for name in ("full", "bare") for s in paced[name])
+    rows.append(
+        Row(
+            benchmark=NAME,
+            figure=f"document read p99 at a fixed load ({FIXED_LOAD_CONNECTIONS} clients, "
+            f"one request each per {FIXED_LOAD_DELAY_MS} ms + latency), full stack",
+            value=full_p99,
+            unit="ms",
+            baseline=bare_p99,
+            baseline_label="same load on bare DRF",
+            target="informational (recorded; errors 0)",
+            passed=None if paced_errors == 0 else False,
+            notes=(
+                f"offered about {statistics.median(s.rps for s in paced['full']):.0f} req/s full, "
+                f"{statistics.median(s.rps for s in paced['bare']):.0f} req/s bare; p50 full "
+                f"{statistics.median(s.p50_ms for s in paced['full']):.1f} ms, bare "
+                f"{statistics.median(s.p50_ms for s in paced['bare']):.1f} ms; median of {rounds} paired "
+                f"{seconds}s runs; errors {paced_errors}"
+            ),
+        )
+    )
     for scenario in scenarios:
         full_ms = float(statistics.median(single[(scenario, "full")]))
         bare_ms = float(statistics.median(single[(scenario, "bare")]))
