@@ -18,7 +18,7 @@ help:
 	@echo "make test   - install what the tests need and run the whole suite on real services"
 	@echo "make chaos  - every chaos scenario (tests/chaos), the long ones too; writes docs/reliability.md"
 	@echo "make bench  - every benchmark in bench/, one summary table, written to docs/benchmarks.md"
-	@echo "              (QUICK=1: shorter runs; ONLY=name,name: some of them)"
+	@echo "              (QUICK=1: shorter runs; ONLY=name,name: re-run some, keep the others' last rows)"
 	@echo "make lint   - ruff (lint + format check) and mypy"
 
 # The virtualenv, rebuilt when a requirements file changes.
@@ -67,7 +67,7 @@ wrk:
 	  fi; }
 
 bench: venv wrk
-	$(BIN)/python -m bench.run_all $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY)) \
+	$(BIN)/python -m bench.run_all $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY) --merge) \
 	  --command "make bench$(if $(QUICK), QUICK=$(QUICK))$(if $(ONLY), ONLY=$(ONLY))"
 
 lint: venv

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS_DIR") or Path(__file__).resolve().parent / "results")
@@ -150,7 +151,9 @@ def format_table(rows: Sequence[Row]) -> str:
 def save(name: str, rows: Sequence[Row], *, quick: bool) -> Path:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
-    path.write_text(json.dumps({"quick": quick, "rows": [asdict(r) for r in rows]}, indent=2))
+    finished = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    data = {"quick": quick, "finished": finished, "rows": [asdict(r) for r in rows]}
+    path.write_text(json.dumps(data, indent=2))
     return path
 
 

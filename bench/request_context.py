@@ -109,7 +109,7 @@ def run(quick: bool) -> list[Row]:
         rows.append(
             Row(
                 benchmark=NAME,
-                figure=f"request, {name}",
+                figure=f"request with the middleware, {name} (added {value - baseline:+.1f} µs)",
                 value=round(value, 2),
                 unit="µs",
                 baseline=round(baseline, 2),

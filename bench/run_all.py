@@ -12,6 +12,8 @@ per-benchmark sections below the markers are left as they are.
     .venv/bin/python -m bench.run_all --quick          # shorter runs, same rows
     .venv/bin/python -m bench.run_all --only router_decision,request_context
     .venv/bin/python -m bench.run_all --no-doc         # print only, leave the doc alone
+    .venv/bin/python -m bench.run_all --only api_throughput --merge
+        # re-run one benchmark; the others' rows come from their last saved run (said in the doc)
 """
 
 from __future__ import annotations
@@ -106,6 +108,20 @@ def run_one(name: str, *, quick: bool, log_dir: Path) -> list[Row]:
     ]
 
 
+def previous_rows(name: str) -> tuple[list[Row], str] | None:
+    """The rows ``bench.<name>`` saved last time, and when that run finished (``None`` if none)."""
+    path = RESULTS_DIR / f"{name}.json"
+    if not path.exists():
+        return None
+    data = json.loads(path.read_text())
+    finished = data.get("finished") or datetime.fromtimestamp(path.stat().st_mtime, UTC).strftime(
+        "%Y-%m-%d %H:%M UTC"
+    )
+    if data.get("quick"):
+        finished += ", --quick"
+    return [Row(**row) for row in data["rows"]], finished
+
+
 def _number(value: float, unit: str) -> str:
     if value != value:  # NaN: no figure
         return "—"
@@ -146,11 +162,27 @@ def summary_table(rows: Sequence[Row]) -> str:
 
 
 def summary_block(
-    rows: Sequence[Row], *, command: str, started: datetime, finished: datetime, env: dict[str, str]
+    rows: Sequence[Row],
+    *,
+    command: str,
+    started: datetime,
+    finished: datetime,
+    env: dict[str, str],
+    kept: dict[str, str] | None = None,
 ) -> str:
     passed = sum(row.passed is True for row in rows)
     failed = sum(row.passed is False for row in rows)
     notes = [f"- {row.benchmark} / {row.figure}: {row.notes}" for row in rows if row.notes]
+    merged = (
+        [
+            "Rows kept from an earlier run (not re-run by this command): "
+            + "; ".join(f"{name} (finished {when})" for name, when in kept.items())
+            + ".",
+            "",
+        ]
+        if kept
+        else []
+    )
     parts = [
         START,
         "## Summary",
@@ -158,6 +190,7 @@ def summary_block(
         f"Command: `{command}`. Run {started:%Y-%m-%d %H:%M}-{finished:%H:%M} UTC; "
         f"{passed} rows pass, {failed} fail, {len(rows) - passed - failed} informational.",
         "",
+        *merged,
         "Machine: "
         + ", ".join(
             f"{key} {value}"
@@ -206,8 +239,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     parser.add_argument("--doc", type=Path, default=DOC, help="the document to write (default: %(default)s)")
     parser.add_argument("--command", default="", help="the command recorded in the doc")
+    parser.add_argument(
+        "--merge",
+        action="store_true",
+        help="with --only: the other benchmarks' rows from their last saved run (the doc says which)",
+    )
     args = parser.parse_args(argv)
-    names = discover()
+    everything = names = discover()
     if args.only:
         wanted = [name.strip() for name in args.only.split(",") if name.strip()]
         unknown = sorted(set(wanted) - set(names))
@@ -222,18 +260,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     env = machine()
     started = datetime.now(UTC)
-    rows: list[Row] = []
-    for name in names:
-        rows.extend(run_one(name, quick=args.quick, log_dir=RESULTS_DIR))
+    fresh = {name: run_one(name, quick=args.quick, log_dir=RESULTS_DIR) for name in names}
     finished = datetime.now(UTC)
     env["load average after"] = load_average()
-    block = summary_block(rows, command=command, started=started, finished=finished, env=env)
+    rows: list[Row] = []
+    kept: dict[str, str] = {}
+    for name in everything:
+        if name in fresh:
+            rows.extend(fresh[name])
+        elif args.merge and (previous := previous_rows(name)) is not None:
+            rows.extend(previous[0])
+            kept[name] = previous[1]
+    block = summary_block(rows, command=command, started=started, finished=finished, env=env, kept=kept)
     print(block.split("\n", 1)[1].rsplit("\n", 1)[0])
     (RESULTS_DIR / "summary.md").write_text(block + "\n")
     if not args.no_doc:
         write_doc(block, args.doc)
         print(f"written to {args.doc}", file=sys.stderr)
-    return 1 if any(row.figure == "(benchmark did not finish)" for row in rows) else 0
+    unfinished = any(row.figure == "(benchmark did not finish)" for name in fresh for row in fresh[name])
+    return 1 if unfinished else 0
 
 
 if __name__ == "__main__":

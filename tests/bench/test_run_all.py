@@ -13,6 +13,7 @@ import math
 import os
 import subprocess
 import sys
+from dataclasses import asdict
 from datetime import UTC, datetime
 from importlib import import_module
 from pathlib import Path
@@ -50,7 +51,25 @@ def test_a_quick_run_reaches_the_table_and_the_doc(tmp_path: Path) -> None:
     doc.write_text("# Benchmarks\n\nIntro.\n\n## request_context: details\n\nKept as written.\n")
     env = {key: value for key, value in os.environ.items() if key != "DJANGO_SETTINGS_MODULE"}
     env["BENCH_RESULTS_DIR"] = str(tmp_path / "results")
-    argv = [sys.executable, "-m", "bench.run_all", "--quick", "--only", "request_context", "--doc", str(doc)]
+    # An earlier run of another benchmark: --merge keeps its rows and says so.
+    (tmp_path / "results").mkdir()
+    earlier = Row(
+        benchmark="router_decision",
+        figure="decision cost per query: read, nothing written",
+        value=0.9,
+        unit="µs",
+        baseline=0.6,
+        baseline_label="PinningReplicaRouter",
+        target="ratio <= 1.0x",
+        passed=False,
+    )
+    (tmp_path / "results" / "router_decision.json").write_text(
+        json.dumps({"quick": False, "finished": "2026-01-02 03:04 UTC", "rows": [asdict(earlier)]})
+    )
+    argv = [
+        *(sys.executable, "-m", "bench.run_all", "--quick", "--only", "request_context", "--merge"),
+        *("--doc", str(doc)),
+    ]
     result = subprocess.run(argv, cwd=REPO, env=env, capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr[-2000:] + result.stdout[-2000:]
 
@@ -79,6 +98,10 @@ def test_a_quick_run_reaches_the_table_and_the_doc(tmp_path: Path) -> None:
     assert "Load average" in summary
     for row in timed:
         assert f"| {row.figure} |" in summary
+    assert "| router_decision | decision cost per query: read, nothing written | **0.9 µs** |" in summary
+    assert "kept from an earlier run" in summary
+    assert "router_decision (finished 2026-01-02 03:04 UTC)" in summary
+    assert "1.50x" in summary  # its ratio, from the kept row
 
 
 def test_rewriting_replaces_only_what_is_between_the_markers(tmp_path: Path) -> None:
