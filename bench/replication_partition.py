@@ -19,7 +19,7 @@ import sys
 import time
 
 from bench.common import Row, cli
-from bench.replication_stack import EU, US, two_regions, wait_applied, write_at_rate
+from bench.replication_stack import EU, US, applied_at, two_regions, wait_applied, write_at_rate
 
 NAME = "replication_partition"
 
@@ -27,7 +27,13 @@ NAME = "replication_partition"
 BASELINE_ENV = {"REPLICATION_BATCH_SIZE": "1", "REPLICATION_SHARDS_PER_CLAIM": "1"}
 
 
-def _catch_up(partition: int, worker_env: dict[str, str]) -> dict[str, float | int | str]:
+def _catch_up(
+    partition: int, worker_env: dict[str, str], *, timeout: float = 600
+) -> dict[str, float | int | str]:
+    """Catch-up after ``partition`` seconds; when it takes longer than ``timeout``, a lower bound.
+
+    ``complete`` is 0 then, and ``applied`` says how many entries had arrived.
+    """
     with two_regions() as stack:
         harness = stack.harness
         web = stack.web(US)
@@ -43,8 +49,14 @@ def _catch_up(partition: int, worker_env: dict[str, str]) -> dict[str, float | i
         state = breaker_state(peer=US).name.lower()
         stack.web(US)
         back = time.time()
-        applied = wait_applied(harness, keys, timeout=600)
-    first, done = min(applied.values()), max(applied.values())
+        complete = 1
+        try:
+            applied = wait_applied(harness, keys, timeout=timeout)
+        except TimeoutError:
+            complete = 0
+            applied = applied_at(harness, keys)
+            applied[""] = time.time()  # still draining: the wait so far is a lower bound
+    first, done = min(applied.values(), default=back), max(applied.values(), default=back)
     result: dict[str, float | int | str] = {
         "events": len(keys),
         "backlog": backlog,
@@ -52,6 +64,8 @@ def _catch_up(partition: int, worker_env: dict[str, str]) -> dict[str, float | i
         "catch_up": done - back,
         "probe_wait": max(first - back, 0.0),
         "drain": done - first,
+        "complete": complete,
+        "applied": len(applied) - (0 if complete else 1),
     }
     print(f"  {result}", file=sys.stderr)
     return result
@@ -60,7 +74,14 @@ def _catch_up(partition: int, worker_env: dict[str, str]) -> dict[str, float | i
 def run(quick: bool) -> list[Row]:
     partition = 15 if quick else 60
     batched = _catch_up(partition, {})
-    single = _catch_up(partition, BASELINE_ENV)
+    # The baseline is slow (minutes on a loaded machine): past this wait it is reported as a lower bound.
+    single = _catch_up(partition, BASELINE_ENV, timeout=120 if quick else 300)
+    baseline_label = "same partition, one event per request"
+    if not single["complete"]:
+        baseline_label += (
+            f" (not done after {float(single['catch_up']):.0f} s: {single['applied']:,} of "
+            f"{single['events']:,} applied; a lower bound)"
+        )
     return [
         Row(
             benchmark=NAME,
@@ -68,9 +89,9 @@ def run(quick: bool) -> list[Row]:
             value=float(batched["catch_up"]),
             unit="s",
             baseline=float(single["catch_up"]),
-            baseline_label="same partition, one event per request",
+            baseline_label=baseline_label,
             target="(recorded)",
-            passed=None,
+            passed=None if batched["complete"] else False,
             notes=f"breaker {batched['breaker']} during the partition; first apply "
             f"{float(batched['probe_wait']):.1f} s after the peer answered again; backlog of "
             f"{batched['backlog']:,} drained in {float(batched['drain']):.1f} s "
