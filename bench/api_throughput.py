@@ -286,63 +286,54 @@ def run(quick: bool) -> list[Row]:
             for stack_name, port in ports.items():  # both answer before anything is timed
                 assert check(port, "GET", read_path, seeded["token"], None) == 200, stack_name
                 assert check(port, "POST", create_path, seeded["token"], body) == 201, stack_name
+
+            def load(stack_name: str, scenario: str, seconds: int, **pacing: int) -> Sample:
+                method, path, payload = scenarios[scenario]
+                return wrk_run(
+                    wrk,
+                    ports[stack_name],
+                    method=method,
+                    path=path,
+                    token=seeded["token"],
+                    body=payload,
+                    seconds=seconds,
+                    root=root,
+                    **pacing,
+                )
+
+            def show(label: str, stack_name: str, sample: Sample) -> None:
+                print(
+                    f"  {label} {stack_name}: {sample.rps:8.1f} req/s p50 {sample.p50_ms:.1f} ms "
+                    f"p99 {sample.p99_ms:.1f} ms errors {sample.errors}",
+                    file=sys.stderr,
+                )
+
             # Warm-up (not counted): every worker connected, code paths and caches warm.
-            for method, path, payload in scenarios.values():
+            for scenario in scenarios:
                 for stack_name in ports:
-                    wrk_run(
-                        wrk,
-                        ports[stack_name],
-                        method=method,
-                        path=path,
-                        token=seeded["token"],
-                        body=payload,
-                        seconds=WARMUP_SECONDS,
-                        root=root,
-                    )
+                    load(stack_name, scenario, WARMUP_SECONDS)
             samples: dict[tuple[str, str], list[Sample]] = {}
             # Short rounds, each pair back to back in alternating order: a pair sees the same
             # background load, so the median of the per-pair ratios is robust on a shared machine.
             for round_index in range(rounds):
-                for scenario, (method, path, payload) in scenarios.items():
-                    order = ("full", "bare") if round_index % 2 == 0 else ("bare", "full")
+                order = ("full", "bare") if round_index % 2 == 0 else ("bare", "full")
+                for scenario in scenarios:
                     for stack_name in order:
-                        sample = wrk_run(
-                            wrk,
-                            ports[stack_name],
-                            method=method,
-                            path=path,
-                            token=seeded["token"],
-                            body=payload,
-                            seconds=seconds,
-                            root=root,
-                        )
-                        print(
-                            f"  round {round_index + 1} {scenario:6} {stack_name}: {sample.rps:8.1f} req/s "
-                            f"p50 {sample.p50_ms:.1f} ms p99 {sample.p99_ms:.1f} ms errors {sample.errors}",
-                            file=sys.stderr,
-                        )
+                        sample = load(stack_name, scenario, seconds)
+                        show(f"round {round_index + 1} {scenario:6}", stack_name, sample)
                         samples.setdefault((scenario, stack_name), []).append(sample)
             # A fixed load, well under both servers' capacity: the latency a client sees there.
             paced: dict[str, list[Sample]] = {"full": [], "bare": []}
             for round_index in range(rounds):
                 for stack_name in ("full", "bare") if round_index % 2 == 0 else ("bare", "full"):
-                    sample = wrk_run(
-                        wrk,
-                        ports[stack_name],
-                        method="GET",
-                        path=read_path,
-                        token=seeded["token"],
-                        body="",
-                        seconds=seconds,
-                        root=root,
+                    sample = load(
+                        stack_name,
+                        "read",
+                        seconds,
                         connections=FIXED_LOAD_CONNECTIONS,
                         delay_ms=FIXED_LOAD_DELAY_MS,
                     )
-                    print(
-                        f"  round {round_index + 1} fixed load {stack_name}: {sample.rps:6.1f} req/s "
-                        f"p50 {sample.p50_ms:.1f} ms p99 {sample.p99_ms:.1f} ms errors {sample.errors}",
-                        file=sys.stderr,
-                    )
+                    show(f"round {round_index + 1} fixed load", stack_name, sample)
                     paced[stack_name].append(sample)
             # One client at a time: the added cost per request, without queueing on 2 busy cores.
             single: dict[tuple[str, str], list[float]] = {}
