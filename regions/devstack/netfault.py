@@ -62,8 +62,7 @@ class Link:
         with self._lock:
             sockets, self._sockets = set(self._sockets), set()
         for sock in sockets:
-            with contextlib.suppress(OSError):
-                sock.close()
+            _close(sock)
 
     def _track(self, sock: socket.socket) -> None:
         with self._lock:
@@ -86,13 +85,16 @@ class Link:
         try:
             upstream = socket.create_connection((self.host, self.upstream_port), timeout=5)
         except OSError:
-            with contextlib.suppress(OSError):
-                client.close()
+            _close(client)
             return
         upstream.settimeout(None)
         self._track(upstream)
         threading.Thread(
-            target=self._pump, args=(upstream, client), kwargs={"forward": self._answers_flow}, daemon=True
+            target=self._pump,
+            args=(upstream, client),
+            # An upstream that closes after a lost answer must not tell the client either.
+            kwargs={"forward": self._answers_flow, "close_sink": lambda: self.mode == "pass"},
+            daemon=True,
         ).start()
         self._pump(client, upstream, forward=lambda: self.mode != "blackhole")
 
@@ -103,8 +105,15 @@ class Link:
         return False
 
     @staticmethod
-    def _pump(source: socket.socket, sink: socket.socket | None, *, forward: Callable[[], bool]) -> None:
-        """Copy ``source`` to ``sink`` while ``forward()`` says so; discard otherwise; close both at EOF."""
+    def _pump(
+        source: socket.socket,
+        sink: socket.socket | None,
+        *,
+        forward: Callable[[], bool],
+        close_sink: Callable[[], bool] = lambda: True,
+    ) -> None:
+        """Copy ``source`` to ``sink`` while ``forward()`` says so, discard otherwise; at EOF close
+        ``source``, and ``sink`` unless ``close_sink()`` says to leave it waiting."""
         try:
             while True:
                 chunk = source.recv(65536)
@@ -115,9 +124,13 @@ class Link:
         except OSError:
             pass
         finally:
-            for sock in (source, sink):
-                if sock is not None:
-                    with contextlib.suppress(OSError):
-                        sock.shutdown(socket.SHUT_RDWR)
-                    with contextlib.suppress(OSError):
-                        sock.close()
+            _close(source)
+            if sink is not None and close_sink():
+                _close(sink)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        sock.close()
