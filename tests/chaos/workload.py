@@ -349,20 +349,18 @@ class Workload:
         with self._lock:
             self.keys.append(key)
         body = {"project": self.tenant.project_id, "title": f"{TITLE_PREFIX}{key}", "body": "chaos"}
-        started = time.monotonic()
         response = self._keyed(http, WRITE, f"/api/v1/orgs/{self.tenant.slug}/documents", body, key, causal)
         if response is not None:
-            self._ack("document", key, str(response.json()["id"]), started)
+            self._ack("document", key, str(response.json()["id"]))
 
     def _directory(self, http: httpx.Client, causal: dict[str, str]) -> None:
         key = str(uuid.uuid4())
         slug = f"{ORG_PREFIX}{key[:18]}"
-        started = time.monotonic()
         response = self._keyed(http, DIRECTORY, "/api/v1/orgs", {"name": "Chaos", "slug": slug}, key, causal)
         if response is not None:
-            self._ack("organization", key, str(response.json()["slug"]), started)
+            self._ack("organization", key, str(response.json()["slug"]))
 
-    def _ack(self, kind: str, key: str, ident: str, started: float) -> None:
+    def _ack(self, kind: str, key: str, ident: str) -> None:
         with self._lock:
             attempts = sum(1 for a in self.attempts if a.key == key)
             self.acks.append(Ack(kind, key, ident, attempts, time.monotonic()))
