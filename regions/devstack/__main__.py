@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from regions.devstack.processes import pid_alive
 from regions.devstack.stack import (
     DEFAULT_REGIONS,
     LOCAL_REGISTRY,
@@ -67,7 +68,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"run: {exc}", file=sys.stderr)
         return 2
     pid_file = _pid_file(args.root)
-    if pid_file.exists() and _alive(int(pid_file.read_text() or 0)):
+    if pid_file.exists() and pid_alive(int(pid_file.read_text() or 0)):
         print(
             f"run: a stack is already running (pid {pid_file.read_text()}); `make stop` first",
             file=sys.stderr,
@@ -166,15 +167,15 @@ def cmd_stop(args: argparse.Namespace) -> int:
         print("stop: no stack is running", file=sys.stderr)
         return 0
     pid = int(pid_file.read_text() or 0)
-    if pid and _alive(pid):
+    if pid and pid_alive(pid):
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + 60
-        while _alive(pid) and time.monotonic() < deadline:
+        while pid_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
     # Anything left (the supervisor was killed hard): stop it by PID.
     description = read_description(args.root) or {}
     for child in all_pids(description):
-        if _alive(child):
+        if pid_alive(child):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(child, signal.SIGTERM)
     pid_file.unlink(missing_ok=True)
@@ -189,18 +190,6 @@ def cmd_status(args: argparse.Namespace) -> int:
         return 1
     print(json.dumps(description, indent=2))
     return 0
-
-
-def _alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(argv: list[str] | None = None) -> int:

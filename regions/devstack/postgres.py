@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,8 +13,10 @@ import psycopg
 
 from regions.devstack.processes import (
     ManagedProcess,
+    child_pids,
     chown_for_service,
     free_port,
+    pid_alive,
     run,
     service_user,
     wait_until,
@@ -150,10 +151,10 @@ class Cluster:
 
     def kill(self) -> None:
         """SIGKILL the postmaster, as a crash would, and wait for its backends to go."""
-        children = _children(self.pid) if self.pid else []
+        children = child_pids(self.pid) if self.pid else []
         self.process.kill()
         wait_until(
-            lambda: not any(_alive(pid) for pid in children),
+            lambda: not any(pid_alive(pid) for pid in children),
             timeout=15,
             interval=0.05,
             what=f"backends of {self.name} to exit",
@@ -218,19 +219,6 @@ class Cluster:
 
     def resume_replay(self) -> None:
         self.execute("SELECT pg_wal_replay_resume()")
-
-
-def _children(pid: int) -> list[int]:
-    result = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
-    return [int(line) for line in result.stdout.split()]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def _make_dir(path: Path) -> Path:

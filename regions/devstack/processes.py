@@ -140,6 +140,19 @@ class ManagedProcess:
             return ""
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (also one of another user's)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def child_pids(pid: int) -> list[int]:
     """The PIDs of a process's children, e.g. a Celery worker's pool processes (Linux ``/proc``)."""
     with contextlib.suppress(OSError):

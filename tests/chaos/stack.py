@@ -11,7 +11,6 @@ back whatever a scenario left stopped. The fixture is in ``conftest.py``.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import tempfile
 import time
@@ -23,7 +22,7 @@ from typing import Any
 import httpx
 import psycopg
 
-from regions.devstack.processes import chown_for_service, free_port, wait_until
+from regions.devstack.processes import chown_for_service, free_port, pid_alive, wait_until
 from regions.devstack.stack import RegionProcesses, Stack, StackPlan
 from tests.harness.pii_guard import GUARD as PII_GUARD
 from tests.harness.stack import write_registry
@@ -152,13 +151,5 @@ def chaos_stack_running(*, separate_broker: bool = True) -> Iterator[ChaosStack]
         # Before they are removed: no test user's email in any process log (PII guard).
         PII_GUARD.scan_files(root.rglob("*.log"))
         shutil.rmtree(root, ignore_errors=True)
-    left = [pid for pid in pids if _alive(pid)]
+    left = [pid for pid in pids if pid_alive(pid)]
     assert not left, f"processes left behind: {left}"
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from regions.devstack.processes import chown_for_service, free_port
+from regions.devstack.processes import chown_for_service, free_port, pid_alive
 from regions.devstack.stack import Stack, StackPlan
 from tests.harness.stack import write_registry
 
@@ -43,17 +43,7 @@ def stack() -> Iterator[tuple[Stack, dict[str, Any]]]:
         running.down()
         pids = running.pids()
         shutil.rmtree(root, ignore_errors=True)
-        assert not [pid for pid in pids if _alive(pid)], "processes left behind"
-
-
-def _alive(pid: int) -> bool:
-    import os
-
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        assert not [pid for pid in pids if pid_alive(pid)], "processes left behind"
 
 
 def url(description: dict[str, Any], code: str, path: str) -> str:
@@ -259,7 +249,7 @@ def test_make_start_on_embedded_defaults_replicates_in_process_stops_cleanly_and
         description = json.loads((root / "stack.json").read_text())
         assert description["mode"] == "embedded"
         pids = [pid for region in description["regions"].values() for pid in region["pids"].values()]
-        assert pids and all(_alive(pid) for pid in pids)
+        assert pids and all(pid_alive(pid) for pid in pids)
         assert description["regions"]["eu-west-1"]["primary_dsn"].startswith("sqlite:///")
         slug = description["regions"]["eu-west-1"]["demo"]["organizations"][0]
         with client() as http:
@@ -272,7 +262,7 @@ def test_make_start_on_embedded_defaults_replicates_in_process_stops_cleanly_and
             assert answer.headers["Location"] == url(description, "eu-west-1", f"/api/v1/orgs/{slug}")
     finally:
         stop()
-    assert not [pid for pid in pids if _alive(pid)], "make stop left processes behind"
+    assert not [pid for pid in pids if pid_alive(pid)], "make stop left processes behind"
 
     # Running again reuses the data: same demo credentials, no second seed.
     again = start()
@@ -327,7 +317,7 @@ def test_ctrl_c_on_make_run_stops_every_process_it_started(tmp_path):
             assert time.monotonic() < deadline, "make run did not come up"
             time.sleep(0.5)
         pids = [pid for region in description["regions"].values() for pid in region["pids"].values()]
-        assert pids and all(_alive(pid) for pid in pids)
+        assert pids and all(pid_alive(pid) for pid in pids)
         with client() as http:
             assert http.get(url(description, "eu-west-1", "/health/live")).status_code == 200
 
@@ -338,7 +328,7 @@ def test_ctrl_c_on_make_run_stops_every_process_it_started(tmp_path):
             os.killpg(supervisor.pid, signal.SIGKILL)
             supervisor.wait()
         log.close()
-    assert not [pid for pid in pids if _alive(pid)], "Ctrl-C left processes behind"
+    assert not [pid for pid in pids if pid_alive(pid)], "Ctrl-C left processes behind"
     # Nothing else that names this stack's directory survives either (a grandchild the PIDs missed).
     leftovers = []
     for entry in Path("/proc").iterdir():
