@@ -10,7 +10,7 @@ CHECKOV_VENV := .venv-checkov
 PYTEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run start stop test chaos bench wrk lint format venv checkov-venv clean
+.PHONY: help run start stop test chaos bench wrk fuzz lint format venv checkov-venv clean
 
 help:
 	@echo "make run    - create .venv and run the multi-region stack locally (Ctrl-C stops it)"
@@ -19,6 +19,7 @@ help:
 	@echo "make chaos  - every chaos scenario (tests/chaos), the long ones too; writes docs/reliability.md"
 	@echo "make bench  - every benchmark in bench/, one summary table, written to docs/benchmarks.md"
 	@echo "              (QUICK=1: shorter runs; ONLY=name,name: re-run some, keep the others' last rows)"
+	@echo "make fuzz   - schemathesis against a running region, FUZZ_EXAMPLES (default 100) per operation"
 	@echo "make lint   - ruff (lint + format check) and mypy"
 
 # The virtualenv, rebuilt when a requirements file changes.
@@ -69,6 +70,14 @@ wrk:
 bench: venv wrk
 	$(BIN)/python -m bench.run_all $(if $(QUICK),--quick) $(if $(ONLY),--only $(ONLY) --merge) \
 	  --command "make bench$(if $(QUICK), QUICK=$(QUICK))$(if $(ONLY), ONLY=$(ONLY))"
+
+# API fuzzing with a larger budget than make test's (derandomized, 10 per operation and phase).
+FUZZ_EXAMPLES ?= 100
+FUZZ_SEED ?= 20261203
+fuzz: venv
+	@mkdir -p .run
+	FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_SEED=$(FUZZ_SEED) FUZZ_FIGURES=$(CURDIR)/.run/fuzz-figures.json \
+		$(BIN)/pytest tests/saas/test_fuzz.py -o timeout=3600 -s $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check .

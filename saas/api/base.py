@@ -93,6 +93,8 @@ class ApiView(APIView):
     def _idempotency_key(self, request: Request) -> str | None:
         if request.method not in idempotency.METHODS:
             return None
+        if not hasattr(self, str(request.method).lower()):
+            return None  # 405 method_not_allowed comes first, whatever the key
         value = request.headers.get(idempotency.HEADER)
         return None if value is None else idempotency.parse_key(value)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from rest_framework.exceptions import NotFound
@@ -19,6 +20,26 @@ class CreatedCursorPagination(CursorPagination):
     page_size_query_param = "limit"
     max_page_size = 100
     cursor_query_param = "cursor"
+
+    def get_page_size(self, request: Request) -> int:
+        """``limit`` must be an integer from 1 to 100: anything else is a 400, never silently the default."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
+            return self.page_size
+        if re.fullmatch(r"[0-9]{1,4}", raw) is None or not 1 <= int(raw) <= self.max_page_size:
+            raise ValidationFailed(
+                "One or more fields are invalid.",
+                extra={
+                    "errors": [
+                        {
+                            "field": "limit",
+                            "message": f"Give an integer from 1 to {self.max_page_size}.",
+                            "code": "invalid",
+                        }
+                    ]
+                },
+            )
+        return int(raw)
 
     def decode_cursor(self, request: Request) -> Cursor | None:
         try:

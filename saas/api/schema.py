@@ -4,8 +4,12 @@
 operation the responses and headers that the middleware and base view
 produce, so the schema describes everything a client can receive:
 
-- every response: ``RateLimit`` and ``RateLimit-Policy``; 429 (``Retry-After``), 503;
-- every operation: 400 (malformed or invalid input), 307 ``wrong_region``;
+- every response: ``RateLimit``, ``RateLimit-Policy``, ``X-Served-By-Region``,
+  ``X-Request-ID``; 429 (``Retry-After``), 503; ``X-Causal-Token`` after writes;
+- every operation: 400 (malformed or invalid input), 307 ``wrong_region``; the
+  ``X-Request-ID`` and ``X-Causal-Token`` request headers;
+- request bodies: no unknown fields (``additionalProperties: false``), required
+  when they have required fields; signup's registry codes and rules;
 - authenticated operations: 401 (``WWW-Authenticate``), 403;
 - operations with path parameters: 404;
 - POST and PATCH: the ``Idempotency-Key`` header, ``Idempotent-Replayed`` on
@@ -21,12 +25,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth.password_validation import MinimumLengthValidator, get_password_validators
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 
 from regions.observability.context import REQUEST_ID_HEADER
 from regions.routing.middleware import SERVED_BY_HEADER
 from regions.routing.tokens import HEADER as CAUSAL_TOKEN_HEADER
 from regions.routing.tokens import MAX_TOKEN_LENGTH
+from regions.selectors import get_registry
 
 PROBLEM = "application/problem+json"
 API_DESCRIPTION = """\
@@ -206,16 +213,22 @@ _RESPONSES: dict[str, dict[str, Any]] = {
         "`idempotency_key_invalid`.",
         "ValidationProblem",
     ),
+    # 401, 403, 404 and 409 of a keyed POST or PATCH are stored: a retry replays them.
     "Unauthorized": _problem_response(
         "`not_authenticated`, `authentication_failed` or `invalid_credentials`.",
-        headers=("WWW-Authenticate",),
+        headers=("WWW-Authenticate", "Idempotent-Replayed"),
     ),
-    "Forbidden": _problem_response("`permission_denied` (your role does not allow this) or `csrf_failed`."),
-    "NotFound": _problem_response("`not_found`: no such object in an organization you belong to."),
+    "Forbidden": _problem_response(
+        "`permission_denied` (your role does not allow this) or `csrf_failed`.",
+        headers=("Idempotent-Replayed",),
+    ),
+    "NotFound": _problem_response(
+        "`not_found`: no such object in an organization you belong to.", headers=("Idempotent-Replayed",)
+    ),
     "Conflict": _problem_response(
         "`idempotency_request_in_flight` (with `Retry-After`) or a state conflict such as `last_owner`, "
         "`slug_taken`, `email_taken`, `already_member`, `cross_region_membership`.",
-        headers=("Retry-After",),
+        headers=("Retry-After", "Idempotent-Replayed"),
     ),
     "PayloadTooLarge": _problem_response("`payload_too_large`: the body exceeds the size limit."),
     "UnsupportedMediaType": _problem_response("`unsupported_media_type`: send `application/json`."),
@@ -233,14 +246,17 @@ _RESPONSES: dict[str, dict[str, Any]] = {
 
 def _operation_responses(path: str, method: str, operation: dict[str, Any]) -> dict[str, str]:
     """Which shared responses apply to an operation: status -> component name."""
-    anonymous = any(requirement == {} for requirement in operation.get("security", [{}]))
+    security = operation.get("security", [{}])
+    anonymous = any(requirement == {} for requirement in security)
+    # A credential is checked wherever one is accepted: a revoked token is 401 even at logout.
+    authenticates = any(requirement != {} for requirement in security)
     needed = {
         "307": "WrongRegion",
         "400": "BadRequest",
         "429": "TooManyRequests",
         "503": "ServiceUnavailable",
     }
-    if not anonymous or "/auth/token" in path or "/auth/login" in path:
+    if authenticates or "/auth/token" in path or "/auth/login" in path:
         needed["401"] = "Unauthorized"
     if not anonymous:
         needed["403"] = "Forbidden"
@@ -260,21 +276,59 @@ def _operation_responses(path: str, method: str, operation: dict[str, Any]) -> d
     return needed
 
 
+# A structured-field string of 1-255 characters (``saas.idempotency.parse_key``); ``\\"`` and
+# ``\\\\`` are one character each.
+IDEMPOTENCY_KEY_PATTERN = r'^"(?:[ !#-\[\]-~]|\\["\\]){1,255}"$'
+
+
+def _signup_constraints(schemas: dict[str, Any]) -> None:
+    """What the signup serializer checks beyond its fields: codes from the registry, exactly one
+    of ``zone`` or ``region``, and ``organization_name`` only with ``organization_slug``."""
+    registry = get_registry()
+    signup = schemas.get("SignupInRequest")
+    if signup is None:
+        return
+    signup["properties"]["zone"]["enum"] = list(registry.zones)
+    signup["properties"]["region"]["enum"] = list(registry.codes)
+    signup["oneOf"] = [{"required": ["zone"]}, {"required": ["region"]}]
+    password = signup["properties"]["password"]
+    password["minLength"] = _password_min_length()
+    password["pattern"] = "[^0-9]"  # not entirely numeric (unanchored: contains a non-digit)
+    signup["anyOf"] = [{"not": {"required": ["organization_name"]}}, {"required": ["organization_slug"]}]
+
+
+def _password_min_length() -> int:
+    for validator in get_password_validators(settings.AUTH_PASSWORD_VALIDATORS):
+        if isinstance(validator, MinimumLengthValidator):
+            return validator.min_length
+    return 1
+
+
+def _require_body_with_required_fields(operation: dict[str, Any], schemas: dict[str, Any]) -> None:
+    """A body whose schema requires fields is itself required (no body is a 400)."""
+    body = operation.get("requestBody")
+    if not body:
+        return
+    for media in body.get("content", {}).values():
+        ref = media.get("schema", {}).get("$ref", "")
+        if schemas.get(ref.rsplit("/", 1)[-1], {}).get("required"):
+            body["required"] = True
+
+
 def public_endpoints_only(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> list[tuple[Any, ...]]:
     """Preprocessing hook: the public schema covers ``/api/v1/``; ``/internal/`` (inter-region,
     operator) endpoints are signed or token-guarded and documented with their packages."""
     return [endpoint for endpoint in endpoints if str(endpoint[0]).startswith("/api/v1/")]
 
 
-def _header_parameter(name: str, description: str, *, max_length: int) -> dict[str, Any]:
+def _header_parameter(
+    name: str, description: str, *, max_length: int, pattern: str | None = None
+) -> dict[str, Any]:
     """An optional request header parameter."""
-    return {
-        "name": name,
-        "in": "header",
-        "required": False,
-        "description": description,
-        "schema": {"type": "string", "maxLength": max_length},
-    }
+    schema: dict[str, Any] = {"type": "string", "maxLength": max_length}
+    if pattern is not None:
+        schema["pattern"] = pattern
+    return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
 
 
 def add_common_responses(
@@ -294,7 +348,8 @@ def add_common_responses(
             "Idempotency-Key",
             'A structured-field string, e.g. `"4e6a1f0c-8f8e-4bd6-9d63-6e1f9b1c1d2a"` (1-255 characters). '
             "Retries with the same key and body replay the first response; see the API description.",
-            max_length=257,
+            max_length=2 * 255 + 2,  # 255 characters, each one possibly escaped, in quotes
+            pattern=IDEMPOTENCY_KEY_PATTERN,
         ),
         RequestId=_header_parameter(
             REQUEST_ID_HEADER,
@@ -309,6 +364,15 @@ def add_common_responses(
             max_length=MAX_TOKEN_LENGTH,
         ),
     )
+    for name, component in schemas.items():
+        if name.endswith("Request") and component.get("type") == "object":
+            component["additionalProperties"] = False  # InputSerializer refuses unknown fields
+            for field in component.get("properties", {}).values():
+                if field.get("type") == "string" and "format" not in field and "enum" not in field:
+                    field["not"] = {"pattern": "\\u0000"}  # DRF's CharField refuses NUL
+    if "PatchedMemberPatchInRequest" in schemas:  # a role change names the role (MemberPatchIn)
+        schemas["PatchedMemberPatchInRequest"]["required"] = ["role"]
+    _signup_constraints(schemas)
     for path, item in result.get("paths", {}).items():
         for method, operation in item.items():
             if method not in {"get", "post", "put", "patch", "delete"}:
@@ -324,6 +388,7 @@ def add_common_responses(
                         headers["Idempotent-Replayed"] = _ref("headers", "Idempotent-Replayed")
             for status_code, name in _operation_responses(path, method, operation).items():
                 responses.setdefault(status_code, _ref("responses", name))
+            _require_body_with_required_fields(operation, schemas)
             parameters = operation.setdefault("parameters", [])
             parameters += [_ref("parameters", "RequestId"), _ref("parameters", "CausalToken")]
             if method in {"post", "patch"}:

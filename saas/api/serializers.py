@@ -8,9 +8,14 @@ from rest_framework import serializers
 
 from saas.models import ApiToken, Document, Membership, Organization, Project, User
 
+# Fields the schema declares as strings: DRF would coerce a JSON number (``"name": 42``) or take
+# ``"project": 42`` as ``UUID(int=42)``; the API refuses them as the schema says.
+STRING_FIELDS = (serializers.CharField, serializers.UUIDField, serializers.ChoiceField)
+
 
 class InputSerializer(serializers.Serializer[Any]):
-    """Rejects fields it does not know, so a typo is an error rather than silently ignored."""
+    """Rejects fields it does not know, so a typo is an error rather than silently ignored, and
+    values of another JSON type than the schema's string fields declare."""
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, dict):
@@ -21,6 +26,18 @@ class InputSerializer(serializers.Serializer[Any]):
                         name: [serializers.ErrorDetail("Unknown field.", code="unknown_field")]
                         for name in unknown
                     }
+                )
+            not_strings = sorted(
+                name
+                for name, field in self.fields.items()
+                if isinstance(field, STRING_FIELDS)
+                and name in data
+                and not isinstance(data[name], str)
+                and not (data[name] is None and field.allow_null)
+            )
+            if not_strings:
+                raise serializers.ValidationError(
+                    {name: [serializers.ErrorDetail("Not a string.", code="invalid")] for name in not_strings}
                 )
         return super().to_internal_value(data)
 

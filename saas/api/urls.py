@@ -56,5 +56,6 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
-    re_path(r"^(?P<rest>.*)$", api_not_found),
+    # [\s\S], not ".": a path with an encoded newline (%0A) is still ours, not Django's HTML 404 page.
+    re_path(r"^(?P<rest>[\s\S]*)$", api_not_found),
 ]

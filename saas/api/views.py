@@ -46,7 +46,11 @@ def paginated(serializer: type[BaseSerializer[Any]], name: str) -> Any:
 
 PAGE_PARAMS = [
     OpenApiParameter("cursor", str, description="Opaque cursor from `next` or `previous`."),
-    OpenApiParameter("limit", int, description="Page size, 1-100 (default 50)."),
+    OpenApiParameter(
+        "limit",
+        {"type": "integer", "minimum": 1, "maximum": CreatedCursorPagination.max_page_size},
+        description="Page size, 1-100 (default 50).",
+    ),
 ]
 
 

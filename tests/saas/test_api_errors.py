@@ -121,3 +121,54 @@ def test_a_session_without_csrf_token_is_refused_with_a_problem(acme):
     token = client.cookies["csrftoken-eu-west-1"].value
     ok = client.patch(f"/api/v1/orgs/{acme.slug}", {"name": "x"}, format="json", HTTP_X_CSRFTOKEN=token)
     assert ok.status_code == 200
+
+
+# --- Found by API fuzzing (tests/saas/test_fuzz.py) --------------------------------------
+
+
+def test_a_wrong_method_is_405_before_the_idempotency_key_is_read(acme):
+    client = acme.client("owner")
+    response = client.patch("/api/v1/auth/login", {}, format="json", HTTP_IDEMPOTENCY_KEY="not-quoted")
+    problem(response, 405, "method_not_allowed")
+    response = client.patch(f"/api/v1/orgs/{acme.slug}/projects", {}, format="json", HTTP_IDEMPOTENCY_KEY="0")
+    problem(response, 405, "method_not_allowed")
+
+
+@pytest.mark.parametrize("limit", ["null", "0", "101", "-1", "abc", "", "1.5", "٣"])
+def test_a_limit_outside_1_to_100_is_a_400_not_the_default_page(acme, limit):
+    response = acme.client("member").get(f"/api/v1/orgs/{acme.slug}/projects", {"limit": limit})
+    body = problem(response, 400, "validation_error")
+    assert body["errors"] == [
+        {"field": "limit", "message": "Give an integer from 1 to 100.", "code": "invalid"}
+    ]
+    assert (
+        acme.client("member").get(f"/api/v1/orgs/{acme.slug}/projects", {"limit": "100"}).status_code == 200
+    )
+
+
+def test_a_path_with_an_encoded_newline_is_a_404_problem_even_with_debug(acme, settings):
+    settings.DEBUG = True  # Django's HTML technical 404 answered these before
+    for path in (f"/api/v1/orgs/{acme.slug}/projects/1%C2%8F%0A", "/api/v1/me%0A", "/api/%0A%0Ax"):
+        problem(acme.client("member").get(path), 404, "not_found")
+
+
+def test_numbers_are_not_strings(acme):
+    client = acme.client("owner")
+    response = client.patch(
+        f"/api/v1/orgs/{acme.slug}/projects/{acme.project.pk}", {"name": 944535}, format="json"
+    )
+    assert {e["field"]: e["code"] for e in problem(response, 400, "validation_error")["errors"]} == {
+        "name": "invalid"
+    }
+    response = client.post(
+        f"/api/v1/orgs/{acme.slug}/documents", {"project": 42, "title": "t"}, format="json"
+    )
+    assert {e["field"] for e in problem(response, 400, "validation_error")["errors"]} == {"project"}
+    acme.project.refresh_from_db()
+    assert acme.project.name != "944535"
+    assert (
+        client.patch(
+            f"/api/v1/orgs/{acme.slug}/projects/{acme.project.pk}", {"name": "ok"}, format="json"
+        ).status_code
+        == 200
+    )

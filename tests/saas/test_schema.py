@@ -150,3 +150,55 @@ def test_every_header_a_real_response_carries_is_declared(schema, acme):
     operation = schema["paths"]["/api/v1/orgs/{org_slug}/documents"]["get"]
     assert {"$ref": "#/components/parameters/RequestId"} in operation["parameters"]
     assert {"$ref": "#/components/parameters/CausalToken"} in operation["parameters"]
+
+
+# --- What API fuzzing (tests/saas/test_fuzz.py) found missing or loose in the schema ---------
+
+
+def test_request_bodies_refuse_unknown_fields_and_are_required_when_they_have_required_fields(schema):
+    schemas = schema["components"]["schemas"]
+    requests = {name: c for name, c in schemas.items() if name.endswith("Request")}
+    assert requests and all(c["additionalProperties"] is False for c in requests.values())
+    assert schemas["PatchedMemberPatchInRequest"]["required"] == ["role"]
+    member_patch = schema["paths"]["/api/v1/orgs/{org_slug}/members/{member_id}"]["patch"]
+    assert member_patch["requestBody"]["required"] is True
+    assert schemas["ProjectInRequest"]["properties"]["name"]["not"] == {"pattern": "\\u0000"}
+
+
+def test_signup_names_the_registry_codes_and_exactly_one_of_zone_or_region(schema):
+    signup = schema["components"]["schemas"]["SignupInRequest"]
+    assert signup["properties"]["zone"]["enum"] == ["EU", "US", "APAC"]
+    assert "eu-west-1" in signup["properties"]["region"]["enum"]
+    assert signup["oneOf"] == [{"required": ["zone"]}, {"required": ["region"]}]
+    assert signup["properties"]["password"]["minLength"] == 8
+
+
+def test_the_idempotency_key_pattern_is_the_one_the_server_parses(schema):
+    from saas import idempotency
+    from saas.errors import IdempotencyKeyInvalid
+
+    pattern = schema["components"]["parameters"]["IdempotencyKey"]["schema"]["pattern"]
+    for value in ('"abc"', '"a\\"b"', '"' + "k" * 255 + '"', "abc", '""', '"' + "k" * 256 + '"', "0"):
+        try:
+            idempotency.parse_key(value)
+            parsed = True
+        except IdempotencyKeyInvalid:
+            parsed = False
+        assert (re.fullmatch(pattern, value) is not None) == parsed, value
+
+
+def test_every_header_of_ours_is_declared_where_it_can_appear(schema):
+    components = schema["components"]
+    for name in ("Unauthorized", "Forbidden", "NotFound", "Conflict"):  # stored, so replayed
+        assert "Idempotent-Replayed" in components["responses"][name]["headers"], name
+    for response in components["responses"].values():
+        assert {"X-Served-By-Region", "X-Request-ID", "X-Causal-Token"} <= set(response["headers"])
+    for path, item in schema["paths"].items():
+        for method, op in item.items():
+            names = {p.get("$ref", "").rsplit("/", 1)[-1] for p in op["parameters"]}
+            assert {"RequestId", "CausalToken"} <= names, (path, method)
+            for status, response in op["responses"].items():
+                if status.startswith("2"):
+                    assert "X-Served-By-Region" in response["headers"], (path, method, status)
+    # Logout accepts anonymous callers, but a revoked token it is sent is a 401.
+    assert "401" in schema["paths"]["/api/v1/auth/logout"]["post"]["responses"]
