@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from django.http.request import RawPostDataException
 
+from regions.jsonbody import json_loads
 from regions.selectors import get_registry
 from residency.login_keys import login_key
 from residency.selectors import directory_lookup
@@ -77,7 +77,7 @@ def _posted_email(request: HttpRequest) -> str | None:
     """The ``email`` field of a JSON or form body, without raising on bad input."""
     try:
         if request.content_type == "application/json":
-            data = json.loads(request.body or b"null")
+            data = json_loads(request.body or b"null")
             value = data.get("email") if isinstance(data, dict) else None
         elif request.content_type in {"application/x-www-form-urlencoded", "multipart/form-data"}:
             request.body  # noqa: B018 - read (size-limited) first, so the view can still read it

@@ -49,6 +49,7 @@ from django.db import connections, router
 from django.http import HttpResponse
 from django.utils import timezone
 
+from regions.jsonbody import json_loads
 from regions.redis import region_redis
 from saas.errors import IdempotencyKeyInvalid, IdempotencyKeyReused, IdempotencyRequestInFlight
 from saas.models import IdempotencyRecord
@@ -87,9 +88,9 @@ def fingerprint(body: bytes) -> str:
     """SHA-256 of the body: canonical JSON (sorted keys, no spaces) when it parses, else the bytes."""
     try:
         canonical = json.dumps(
-            json.loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+            json_loads(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         ).encode()
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         canonical = body
     return hashlib.sha256(canonical).hexdigest()
 

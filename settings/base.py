@@ -91,6 +91,8 @@ MIDDLEWARE = [
     # Outermost, so every response says which region served it (docs/decisions/0008).
     "regions.routing.middleware.ServedByRegionMiddleware",
     "regions.observability.middleware.RequestContextMiddleware",
+    # A forged Host: 400 problem before anything reads it (regions/hosts.py).
+    "regions.hosts.AllowedHostMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Serves the admin's static files from gunicorn (whitenoise, see STATIC_ROOT).
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -194,7 +196,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # JSON only: other content types get 415, and no HTML (browsable API) is ever rendered.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["saas.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_THROTTLE_CLASSES": [],  # rate limits: saas.ratelimit.RateLimitMiddleware
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",

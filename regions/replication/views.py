@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 from django.conf import settings
@@ -12,6 +11,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from regions.errors import ReplicationBatchInvalid, ServiceUnavailable
+from regions.jsonbody import json_loads
 from regions.problems import app_error_response
 from regions.replication.apply import replication_batch_apply, replication_origin_valid
 from regions.signing import verify_peer_request
@@ -36,7 +36,7 @@ def apply_batch(request: HttpRequest) -> HttpResponse:
     if refused is not None:
         return refused
     try:
-        envelope = json.loads(body)
+        envelope = json_loads(body)
     except ValueError:
         return app_error_response(ReplicationBatchInvalid("The body is not JSON."), instance=request.path)
     if not isinstance(envelope, dict) or not isinstance(envelope.get("events"), list):

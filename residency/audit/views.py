@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -16,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from regions.errors import BadRequest
+from regions.jsonbody import json_loads
 from regions.problems import app_error_response
 from regions.selectors import get_registry
 from regions.signing import verify_peer_request
@@ -129,7 +129,7 @@ def peer_report(request: HttpRequest) -> HttpResponse:
     if refused is not None:
         return refused
     try:
-        payload = json.loads(request.body or b"{}")
+        payload = json_loads(request.body or b"{}")
         checks = payload.get("checks") if isinstance(payload, dict) else None
         if checks is not None and (
             not isinstance(checks, list) or not all(isinstance(c, str) for c in checks)
