@@ -32,7 +32,6 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from regions.observability.context import REQUEST_ID_HEADER
 from regions.routing.middleware import SERVED_BY_HEADER
 from regions.routing.tokens import HEADER as CAUSAL_TOKEN_HEADER
-from regions.routing.tokens import MAX_TOKEN_LENGTH
 from regions.selectors import get_registry
 
 PROBLEM = "application/problem+json"
@@ -322,10 +321,12 @@ def public_endpoints_only(endpoints: list[tuple[Any, ...]], **kwargs: Any) -> li
 
 
 def _header_parameter(
-    name: str, description: str, *, max_length: int, pattern: str | None = None
+    name: str, description: str, *, max_length: int | None = None, pattern: str | None = None
 ) -> dict[str, Any]:
-    """An optional request header parameter."""
-    schema: dict[str, Any] = {"type": "string", "maxLength": max_length}
+    """An optional request header parameter (no ``max_length``: any value is accepted)."""
+    schema: dict[str, Any] = {"type": "string"}
+    if max_length is not None:
+        schema["maxLength"] = max_length
     if pattern is not None:
         schema["pattern"] = pattern
     return {"name": name, "in": "header", "required": False, "description": description, "schema": schema}
@@ -355,13 +356,11 @@ def add_common_responses(
             REQUEST_ID_HEADER,
             "Your correlation id (8-128 of `A-Za-z0-9._:-`, starting alphanumeric); "
             "another value is replaced by a generated id, never refused.",
-            max_length=128,
         ),
         CausalToken=_header_parameter(
             CAUSAL_TOKEN_HEADER,
             f"The last `{CAUSAL_TOKEN_HEADER}` this region gave you; an invalid or expired one "
-            "only sends your reads to the primary.",
-            max_length=MAX_TOKEN_LENGTH,
+            "only sends your reads to the primary (never refused).",
         ),
     )
     for name, component in schemas.items():

@@ -218,12 +218,16 @@ class MemberFilter(InputSerializer):
 
 
 class ProjectFilter(InputSerializer):
-    name = serializers.CharField(required=False, help_text="Case-insensitive substring of the name.")
+    name = serializers.CharField(
+        required=False, allow_blank=True, help_text="Case-insensitive substring of the name (blank: any)."
+    )
 
 
 class DocumentFilter(InputSerializer):
     project = serializers.UUIDField(required=False)
-    title = serializers.CharField(required=False, help_text="Case-insensitive substring of the title.")
+    title = serializers.CharField(
+        required=False, allow_blank=True, help_text="Case-insensitive substring of the title (blank: any)."
+    )
     created_by = serializers.UUIDField(required=False)
     created_after = serializers.DateTimeField(required=False, help_text="Created at or after (ISO 8601).")
     created_before = serializers.DateTimeField(required=False, help_text="Created before (ISO 8601).")

@@ -172,3 +172,8 @@ def test_numbers_are_not_strings(acme):
         ).status_code
         == 200
     )
+
+
+def test_a_blank_filter_filters_nothing(acme):
+    response = acme.client("member").get(f"/api/v1/orgs/{acme.slug}/projects", {"name": "\x0c "})
+    assert response.status_code == 200 and len(response.json()["results"]) == 1
