@@ -274,48 +274,51 @@ def test_huge_deep_and_invalid_bodies(world):
     assert snapshot(eu) == before
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    "slug",
-    [
-        "' OR 1=1--",
-        "../../etc/passwd",
-        "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
-        "acme%00",
-        "acme;DROP TABLE saas_user",
-        "..%2f",
-    ],
+HOSTILE_SLUGS = (
+    "' OR 1=1--",
+    "../../etc/passwd",
+    "%2e%2e%2f%2e%2e%2fetc%2fpasswd",
+    "acme%00",
+    "acme;DROP TABLE saas_user",
+    "..%2f",
 )
-def test_sql_and_path_traversal_in_slugs(world, slug):
+
+
+@pytest.mark.slow
+def test_sql_and_path_traversal_in_slugs(world):
     eu = world["eu"]
     before = snapshot(eu)
-    quoted = slug.replace(" ", "%20").replace("'", "%27")
-    for target in (
-        f"/api/v1/orgs/{quoted}",
-        f"/api/v1/orgs/{quoted}/projects",
-        f"/api/v1/orgs/acme/projects/{quoted}",
-    ):
-        problem(request(eu.base_url, "GET", target, headers=world["auth"]), 404, "not_found")
-        problem(request(eu.base_url, "DELETE", target, headers=world["auth"]), 404, "not_found")
-    raw_slug = slug.replace("%2e", ".").replace("%2f", "/").replace("%00", "\x00")
-    for target, body in (
-        ("/api/v1/orgs", {"name": "x", "slug": raw_slug}),
-        (
-            "/api/v1/signup",
-            {
-                "email": "mallory@example.test",
-                "password": "a long passphrase 1",
-                "zone": "EU",
-                "organization_name": "x",
-                "organization_slug": raw_slug,
-            },
-        ),
-        ("/api/v1/auth/token", {"email": "mallory@example.test", "password": "x", "organization": raw_slug}),
-    ):
-        headers = world["auth"] if target == "/api/v1/orgs" else {"Content-Type": "application/json"}
-        answer = request(eu.base_url, "POST", target, headers=headers, body=json.dumps(body).encode())
-        assert problem(answer, 400)["code"] == "validation_error"
-    assert snapshot(eu) == before
+    for slug in HOSTILE_SLUGS:
+        quoted = slug.replace(" ", "%20").replace("'", "%27")
+        for target in (
+            f"/api/v1/orgs/{quoted}",
+            f"/api/v1/orgs/{quoted}/projects",
+            f"/api/v1/orgs/acme/projects/{quoted}",
+        ):
+            problem(request(eu.base_url, "GET", target, headers=world["auth"]), 404, "not_found")
+            problem(request(eu.base_url, "DELETE", target, headers=world["auth"]), 404, "not_found")
+        raw_slug = slug.replace("%2e", ".").replace("%2f", "/").replace("%00", "\x00")
+        for target, body in (
+            ("/api/v1/orgs", {"name": "x", "slug": raw_slug}),
+            (
+                "/api/v1/signup",
+                {
+                    "email": "mallory@example.test",
+                    "password": "a long passphrase 1",
+                    "zone": "EU",
+                    "organization_name": "x",
+                    "organization_slug": raw_slug,
+                },
+            ),
+            (
+                "/api/v1/auth/token",
+                {"email": "mallory@example.test", "password": "x", "organization": raw_slug},
+            ),
+        ):
+            headers = world["auth"] if target == "/api/v1/orgs" else {"Content-Type": "application/json"}
+            answer = request(eu.base_url, "POST", target, headers=headers, body=json.dumps(body).encode())
+            assert problem(answer, 400)["code"] == "validation_error", (slug, target)
+        assert snapshot(eu) == before, slug
     # The organization the attacks aimed at is untouched and still served.
     assert request(eu.base_url, "GET", "/api/v1/orgs/acme", headers=world["auth"])[0] == 200
 
