@@ -30,6 +30,7 @@ from regions.problems import app_error_response
 from regions.routing import tokens
 from regions.routing.decisions import capture_commit_lsn, count_token, inherit_causal_floor
 from regions.routing.limiter import release
+from regions.routing.lsn import LSN_MAX
 from regions.routing.state import RoutingState, outer_state, unit_of_work
 
 SERVED_BY_HEADER = "X-Served-By-Region"
@@ -107,8 +108,18 @@ def start_request(request: HttpRequest) -> tuple[RoutingState, bool]:
 def finish_request(
     request: HttpRequest, response: HttpResponseBase, state: RoutingState, bad_cookie: bool
 ) -> None:
-    """After the view: hand the client a token for what it wrote (one query, only if it wrote)."""
+    """After the view: hand the client a token for what it wrote (one query, only if it wrote).
+
+    When the primary's WAL position cannot be read (the primary went away), a
+    request that succeeded gets ``LSN_MAX``: its write was acknowledged, so
+    the client reads from the primary until the token expires. A request that
+    failed (5xx) gets no token: it acknowledged no write, and pinning the
+    client (and, through the per-user token, every device of the user) to a
+    primary that cannot be reached would only turn its replica reads into 503s.
+    """
     lsn = capture_commit_lsn(state)
+    if lsn == LSN_MAX and response.status_code >= 500:
+        lsn = None
     if lsn is None:
         if bad_cookie:
             response.delete_cookie(tokens.cookie_name(), samesite="Lax")

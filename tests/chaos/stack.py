@@ -11,6 +11,7 @@ back whatever a scenario left stopped. The fixture is in ``conftest.py``.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -150,6 +151,12 @@ def chaos_stack_running(*, separate_broker: bool = True) -> Iterator[ChaosStack]
         running.down()
         # Before they are removed: no test user's email in any process log (PII guard).
         PII_GUARD.scan_files(root.rglob("*.log"))
+        keep = os.environ.get("CHAOS_KEEP_LOGS")
+        if keep:  # for diagnosis: every process log, by region
+            for log in root.rglob("*.log"):
+                target = Path(keep) / log.relative_to(root)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(log, target)
         shutil.rmtree(root, ignore_errors=True)
     left = [pid for pid in pids if pid_alive(pid)]
     assert not left, f"processes left behind: {left}"

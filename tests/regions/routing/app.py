@@ -12,14 +12,16 @@ import threading
 import uuid
 from typing import Any
 
+import psycopg
 from asgiref.sync import sync_to_async
 from celery import shared_task
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.http import HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.http import require_GET, require_POST
 
+from regions.routing.probe import connect_kwargs
 from regions.routing.state import current_state
 from saas.models import User
 
@@ -35,6 +37,36 @@ def rename_me(request: HttpRequest) -> JsonResponse:
     user: Any = request.user
     User.objects.filter(pk=user.pk).update(name=request.POST["name"])
     return JsonResponse(_report())
+
+
+def terminate_primary_session() -> None:
+    """The server ends this thread's primary session, as a primary that is stopping does.
+
+    The next statement on it fails with an "unreachable" error (admin shutdown),
+    not a statement error.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        (pid,) = cursor.fetchone()
+    with psycopg.connect(autocommit=True, **connect_kwargs("default", timeout=5)) as admin:
+        row = admin.execute("SELECT pg_terminate_backend(%s, 5000)", [pid]).fetchone()
+    assert row is not None and row[0]
+
+
+@require_POST
+def rename_me_cut_off(request: HttpRequest) -> JsonResponse:
+    """``rename_me``, with the primary going away just before the write (which then fails)."""
+    assert request.user.is_authenticated  # the session is read now
+    terminate_primary_session()
+    return rename_me(request)
+
+
+@require_POST
+def rename_me_then_cut_off(request: HttpRequest) -> JsonResponse:
+    """``rename_me``, with the primary going away after the write (its commit LSN cannot be read)."""
+    response = rename_me(request)
+    terminate_primary_session()
+    return response
 
 
 @require_GET
@@ -121,6 +153,8 @@ handler500 = "regions.problems.handler500"
 
 urlpatterns = [
     path("t/me/name", rename_me),
+    path("t/me/name/cut-off", rename_me_cut_off),
+    path("t/me/name/then-cut-off", rename_me_then_cut_off),
     path("t/users/<uuid:pk>/name", user_name),
     path("t/signup", signup_and_enqueue),
     path("t/enqueue", enqueue_only),

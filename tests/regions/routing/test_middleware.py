@@ -6,6 +6,7 @@ import asyncio
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,9 +18,10 @@ from django.test.utils import CaptureQueriesContext
 from prometheus_client import REGISTRY
 
 from regions.routing import tokens, unit_of_work
-from regions.routing.lsn import REPLAY_LSN_SQL
+from regions.routing.lsn import LSN_MAX, REPLAY_LSN_SQL
 from saas.models import User
 from tests.regions.routing import app
+from tests.regions.routing.test_failures import primary_unreachable
 
 pytestmark = [
     pytest.mark.django_db(transaction=True, databases="__all__"),
@@ -110,6 +112,56 @@ def test_routing_decisions_and_token_outcomes_are_counted_in_the_metrics(pause_r
     ahead = routing_sample("saas_db_route_total", target="primary", reason="token_ahead")
     assert ahead == before["ahead"] + 1
     assert routing_sample("saas_causal_token_total", outcome="ahead") == before["token"] + 1
+
+
+@pytest.fixture
+def primary_session_closed_after() -> Iterator[None]:
+    """The test client shares this thread's connections: drop the one a test view cut off."""
+    yield
+    connections["default"].close()
+
+
+def test_a_write_cut_off_by_the_primary_going_away_pins_no_read_to_it(
+    harness, routing, primary_session_closed_after
+):
+    """A 503 acknowledged no write: no ``LSN_MAX`` token for the client, none for the user.
+
+    The failed UPDATE counts as the unit's write, and its commit LSN cannot be
+    read. Before, the 503 carried an ``LSN_MAX`` token, and the per-user token
+    pinned every device of the user to the unreachable primary for the token's
+    lifetime: its replica reads turned into 503s.
+    """
+    user = make_user()
+    client = logged_in(user)
+    replicas_caught_up(harness)
+    client.raise_request_exception = False  # the 503 is the answer under test
+    response = client.post("/t/me/name/cut-off", {"name": "cut off"})
+    assert response.status_code == 503, response.content
+    assert response.json()["code"] == "primary_unavailable"
+    assert tokens.HEADER not in response
+    assert tokens.cookie_name() not in response.cookies
+    assert tokens.user_lsn_get(str(user.pk)) < LSN_MAX
+    with primary_unreachable():
+        assert read_name(client, user)["alias"] in REPLICA_ALIASES
+
+
+def test_a_write_acknowledged_before_the_primary_went_away_pins_the_writer_to_it(
+    harness, routing, primary_session_closed_after
+):
+    """The other side: a 2xx whose commit LSN cannot be read keeps read-your-writes with ``LSN_MAX``."""
+    user = make_user()
+    client = logged_in(user)
+    replicas_caught_up(harness)
+    response = client.post("/t/me/name/then-cut-off", {"name": "kept"})
+    assert response.status_code == 200, response.content
+    assert tokens.verify(response[tokens.HEADER]) == tokens.Verdict("valid", LSN_MAX)
+    assert tokens.user_lsn_get(str(user.pk)) == LSN_MAX
+    connections["default"].close()  # the primary is back: a new session
+    assert read_name(client, user) == {
+        "alias": "default",
+        "reasons": {"primary:token_ahead": 1},
+        "name": "kept",
+    }
 
 
 def test_reads_return_to_the_replica_once_it_replays_past_the_token(harness, pause_replay):
