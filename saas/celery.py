@@ -8,8 +8,11 @@ from typing import Any
 from celery import Celery, signals
 
 import regions.observability.celery  # noqa: F401  (request id in task headers, task metrics, worker logs)
+from regions import broker
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "settings.base")
+
+broker.install()  # the worker survives a lost Redis broker (see regions/broker.py)
 
 app = Celery("saas")
 app.config_from_object("django.conf:settings", namespace="CELERY")

@@ -13,6 +13,8 @@
   harness-registry port.
 - ``routing``: the router's replica view reset and freshly probed.
 - ``pause_replay``: ``pause_replay()`` pauses WAL replay on every eu-west-1 replica (lag made certain).
+- ``terraform_early``: moto_server, the Terraform fleet apply and side plans,
+  started at the session's first test when the Terraform tests are selected.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ from tests.harness.acting import acting_as
 from tests.harness.pii_guard import GUARD as PII_GUARD
 from tests.harness.pii_guard import user_post_init
 from tests.harness.stack import HARNESS_REGIONS, REPO_ROOT, Harness, RegionStack, harness_session
+from tests.terraform.early import Early
+from tests.terraform.tf import missing_tools
 
 DEFAULT_REGION = HARNESS_REGIONS[0]
 
@@ -81,6 +85,37 @@ def harness() -> Iterator[Harness]:
 
 # --- PII guard: no log line of the session contains a test user's email ------------------
 # (tests/harness/pii_guard.py) It fails the run, after every test has passed, if one does.
+
+
+# --- Terraform against moto -------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def terraform_early(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Early]:
+    """moto_server, the fleet apply and the side plans, started in the background.
+
+    See ``tests/terraform/early.py``; every process is stopped by PID at the end.
+    """
+    missing = missing_tools()
+    if missing:
+        pytest.fail("The Terraform tests need: " + "; ".join(missing))
+    early = Early.start(tmp_path_factory.mktemp("terraform"))
+    try:
+        yield early
+    finally:
+        early.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _terraform_started_early(request: pytest.FixtureRequest) -> None:
+    """When the session runs the Terraform tests, start their long work at its first test.
+
+    The apply is mostly provider waits: it runs (niced) while the rest of the
+    suite does, instead of in front of the Terraform tests.
+    """
+    uses = any("terraform_early" in getattr(item, "fixturenames", ()) for item in request.session.items)
+    if uses and not missing_tools():
+        request.getfixturevalue("terraform_early")
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -1,11 +1,12 @@
 """Terraform: format, validation, residency of the plans, a security scan, and a
 real apply of the global stack plus one full region (eu-west-1) against
-moto_server, re-planned with no drift and read back through boto3.
+moto_server, re-planned with no drift, read back through boto3, and destroyed.
 
-Order matters for the time budget: the first test that needs the fleet starts
-its apply in the background (RDS waits dominate it); the static checks and the
-residency plans of the production roots run (niced) while it applies, and the
-tests that need the applied stack come last. See terraform/README.md, "Tests".
+The apply and the side plans are started when the session starts
+(``tests/terraform/early.py``, through the ``terraform_early`` fixture of
+``tests/conftest.py``): their provider waits overlap the rest of the suite.
+Here the static checks run first, then the tests of the applied stack, and the
+destroy last. See terraform/README.md, "Tests".
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,54 +22,45 @@ import pytest
 
 from regions.registry import load_registry
 from residency.terraform_plan import UNKNOWN_SOURCE, check_global_plan, check_region_plan, iter_resources
-from regions.devstack.processes import ManagedProcess
-from tests.terraform.tf import REPO, TERRAFORM, MotoServer, Result, Workspace, missing_tools
+from tests.terraform.early import FLEET, GLOBAL_ROOT, REGION_ROOT, Early
+from tests.terraform.tf import REPO, TERRAFORM, MotoServer, Result, Workspace
 
 pytestmark = pytest.mark.slow
 
-FLEET = "tests/terraform/fixtures/fleet"
-REGION_ROOT = "terraform/envs/region"
-GLOBAL_ROOT = "terraform/envs/global"
 EU = {"eu-west-1", "eu-central-1"}
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 
 
 @dataclass
 class Fleet:
-    """The fleet root (global stack + eu-west-1), applied in the background."""
+    """The fleet root (global stack + eu-west-1), applied in the background since the session started."""
 
-    workspace: Workspace
-    moto: MotoServer
-    apply: ManagedProcess
+    early: Early
     _applied: Result | None = None
     _replan: Result | None = None
-    destroy_plan: Result | None = None
     outputs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def workspace(self) -> Workspace:
+        return self.early.workspace
+
+    @property
+    def moto(self) -> MotoServer:
+        return self.early.moto
 
     def applied(self) -> tuple[Result, Result]:
         """Wait for the apply, then re-plan once (cached)."""
         if self._applied is None:
-            assert self.apply.proc is not None
-            code = self.apply.proc.wait(timeout=480)
-            self._applied = Result(["apply"], code, self.apply.tail(60), "")
+            assert FLEET not in self.early.inits, self.early.inits[FLEET]
+            apply = self.early.apply
+            assert apply is not None and apply.proc is not None
+            code = apply.proc.wait(timeout=600)
+            self._applied = Result(["apply"], code, apply.tail(60), "")
             if code == 0:
-                # What destroy would do, planned from the same state while the
-                # re-plan refreshes it (see README: why no destroy against moto).
-                destroy = self.workspace.start(
-                    FLEET,
-                    ["plan", "-destroy", "-refresh=false", "-input=false", "-lock=false"],
-                    name="fleet-destroy-plan",
-                    timeout=240,
-                )
                 self._replan = self.workspace.run(
                     FLEET,
                     ["plan", "-detailed-exitcode", "-input=false", "-parallelism=20", "-lock=false"],
                     timeout=240,
-                )
-                assert destroy.proc is not None
-                destroy_code = destroy.proc.wait(timeout=300)
-                self.destroy_plan = Result(
-                    ["plan", "-destroy"], destroy_code, destroy.log_path.read_text(), ""
                 )
                 outputs = self.workspace.run(FLEET, ["output", "-json"])
                 self.outputs = {k: v["value"] for k, v in json.loads(outputs.stdout).items()}
@@ -79,72 +70,28 @@ class Fleet:
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Workspace:
-    missing = missing_tools()
-    if missing:
-        pytest.fail("The Terraform tests need: " + "; ".join(missing))
-    return Workspace(tmp_path_factory.mktemp("terraform"))
+def early(terraform_early: Early) -> Early:
+    return terraform_early.ready()
 
 
 @pytest.fixture(scope="module")
-def moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MotoServer]:
-    server = MotoServer(tmp_path_factory.mktemp("moto"))
-    server.start()
-    try:
-        # The management account's organization with SCPs enabled, and an OU
-        # for the EU workloads (in AWS they exist before this project).
-        org = server.client("organizations", "us-east-1")
-        org.create_organization(FeatureSet="ALL")
-        root = org.list_roots()["Roots"][0]["Id"]
-        org.enable_policy_type(RootId=root, PolicyType="SERVICE_CONTROL_POLICY")
-        server.org_root = root
-        server.eu_ou = org.create_organizational_unit(ParentId=root, Name="eu-workloads")[
-            "OrganizationalUnit"
-        ]["Id"]
-        yield server
-    finally:
-        server.stop()
+def workspace(early: Early) -> Workspace:
+    return early.workspace
 
 
 @pytest.fixture(scope="module")
-def fleet(workspace: Workspace, moto: MotoServer) -> Iterator[Fleet]:
-    assert workspace.init(FLEET).returncode == 0
-    workspace.write_vars(
-        FLEET,
-        {
-            "endpoint": moto.url,
-            "registry_file": str(workspace.registry),
-            "scp_targets": {"EU": [moto.eu_ou]},
-        },
-    )
-    # Straight to apply: its own plan is the only one needed (the plans of the
-    # production roots are checked below); RDS waits make it the long pole.
-    apply = workspace.start(
-        FLEET,
-        ["apply", "-auto-approve", "-input=false", "-parallelism=20"],
-        name="fleet-apply",
-        timeout=480,
-    )
-    run = Fleet(workspace, moto, apply)
-    try:
-        yield run
-    finally:
-        apply.stop()
+def moto(early: Early) -> MotoServer:
+    return early.moto
+
+
+@pytest.fixture(scope="module")
+def fleet(early: Early) -> Fleet:
+    return Fleet(early)
 
 
 @pytest.fixture(scope="module")
 def registry():
     return load_registry(REPO / "regions" / "registry.yaml")
-
-
-def region_vars(moto: MotoServer, code: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "region_code": code,
-        "dns_zone_id": "Z0123456789ABCDEFGHIJ",
-        "image": "registry.example.invalid/saas:test",
-        "aws_endpoints": moto.endpoints(),
-        **extra,
-    }
 
 
 @dataclass
@@ -154,44 +101,19 @@ class RootPlan:
 
 
 @pytest.fixture(scope="module")
-def root_plans(workspace: Workspace, moto: MotoServer, fleet: Fleet) -> dict[str, RootPlan]:
-    """The production roots (and the refusal cases) planned side by side while the fleet applies."""
-    cross_zone = "tests/terraform/fixtures/cross_zone_standby"
-    for root in (REGION_ROOT, GLOBAL_ROOT, cross_zone):
-        init = workspace.init(root)
-        assert init.returncode == 0, init.output
-
-    registry_text = workspace.registry.read_text()
-    bad_registry = workspace.root / "registry-cross-zone.yaml"
-    bad_registry.write_text(registry_text.replace("standby: eu-central-1", "standby: us-east-1", 1))
-    endpoints = {
-        code: {"alb_dns_name": f"saas-{code}-123.{code}.elb.amazonaws.com", "alb_zone_id": "Z32O12XQLNTSW2"}
-        for code in load_registry(workspace.registry).codes
-    }
-    cases: dict[str, tuple[str, dict[str, Any]]] = {
-        "eu-west-1": (REGION_ROOT, region_vars(moto, "eu-west-1")),
-        "ap-south-1": (REGION_ROOT, region_vars(moto, "ap-south-1")),
-        "global": (GLOBAL_ROOT, {"aws_endpoints": moto.endpoints(), "region_endpoints": endpoints}),
-        "bad-registry": (REGION_ROOT, region_vars(moto, "eu-west-1", registry_file=str(bad_registry))),
-        "cross-zone-module": (cross_zone, {"endpoint": moto.url}),
-    }
-    running = {}
-    for name, (root, variables) in cases.items():
-        workspace.write_vars(root, variables, name=f"{name}.tfvars.json")
-        running[name] = workspace.start(
-            root,
-            ["plan", "-input=false", "-lock=false", f"-var-file={name}.tfvars.json", f"-out={name}.tfplan"],
-            name=f"plan-{name}",
-            timeout=300,
-            nice=True,
-        )
+def root_plans(early: Early) -> dict[str, RootPlan]:
+    """The production roots (and the refusal cases), planned side by side since the session started."""
+    for root, output in early.inits.items():
+        assert root == FLEET, output  # a failed init of a side root fails every plan test
     plans = {}
-    for name, process in running.items():
+    for name, side in early.side_plans.items():
+        process = side.process
         assert process.proc is not None
-        code = process.proc.wait(timeout=360)
-        root = cases[name][0]
+        code = process.proc.wait(timeout=600)
         result = Result(["plan", name], code, process.log_path.read_text(), "")
-        plans[name] = RootPlan(result, workspace.show_json(root, f"{name}.tfplan") if code == 0 else None)
+        plans[name] = RootPlan(
+            result, early.workspace.show_json(side.root, f"{name}.tfplan") if code == 0 else None
+        )
     return plans
 
 
@@ -529,10 +451,46 @@ def test_readback_region_deny_guardrail(fleet: Fleet) -> None:
     assert set(eu_statement["Condition"]["StringNotEquals"]["aws:RequestedRegion"]) == EU
 
 
-def test_destroy_plan_removes_everything(fleet: Fleet) -> None:
+@pytest.mark.timeout(600)
+def test_destroy_removes_everything(fleet: Fleet) -> None:
+    """Last of the module: ``terraform destroy`` of the whole fleet leaves nothing, in the state or in AWS."""
     fleet.applied()
-    state = fleet.workspace.show_json(FLEET)
-    managed = [r for r in iter_resources(state) if r.mode == "managed"]
-    result = fleet.destroy_plan
-    assert result is not None and result.returncode == 0, result and result.output
-    assert f"0 to add, 0 to change, {len(managed)} to destroy" in result.stdout
+    managed = [r for r in iter_resources(fleet.workspace.show_json(FLEET)) if r.mode == "managed"]
+    # No refresh: the re-plan above has just refreshed the state (no drift).
+    process = fleet.workspace.start(
+        FLEET,
+        ["destroy", "-auto-approve", "-input=false", "-refresh=false", "-parallelism=20", "-lock=false"],
+        name="fleet-destroy",
+        timeout=420,
+    )
+    assert process.proc is not None
+    code = process.proc.wait(timeout=480)
+    log = process.log_path.read_text()
+    assert code == 0, log[-5000:]
+    assert f"Resources: {len(managed)} destroyed." in log
+    assert not [r for r in iter_resources(fleet.workspace.show_json(FLEET)) if r.mode == "managed"]
+
+    client = fleet.moto.client
+    for region in sorted(EU):
+        assert client("rds", region).describe_db_instances()["DBInstances"] == []
+        assert [v for v in client("ec2", region).describe_vpcs()["Vpcs"] if not v["IsDefault"]] == []
+        assert client("secretsmanager", region).list_secrets()["SecretList"] == []
+        keys = client("kms", region).list_keys()["Keys"]
+        states = {
+            client("kms", region).describe_key(KeyId=k["KeyId"])["KeyMetadata"]["KeyState"] for k in keys
+        }
+        assert states <= {"PendingDeletion"}, states
+    assert client("elasticache", "eu-west-1").describe_replication_groups()["ReplicationGroups"] == []
+    assert client("elbv2", "eu-west-1").describe_load_balancers()["LoadBalancers"] == []
+    # As in AWS, a deleted ECS cluster or service is still described, as INACTIVE.
+    ecs = client("ecs", "eu-west-1")
+    clusters = ecs.list_clusters()["clusterArns"]
+    if clusters:
+        assert {c["status"] for c in ecs.describe_clusters(clusters=clusters)["clusters"]} == {"INACTIVE"}
+    services = ecs.list_services(cluster="saas-eu-west-1")["serviceArns"]
+    if services:
+        described = ecs.describe_services(cluster="saas-eu-west-1", services=services)["services"]
+        assert {s["status"] for s in described} == {"INACTIVE"}
+    route53 = client("route53", "us-east-1")
+    assert route53.list_hosted_zones()["HostedZones"] == []
+    assert route53.list_health_checks()["HealthChecks"] == []
