@@ -80,9 +80,10 @@ def dechunk(data: bytes) -> bytes:
 def not_http(value: bytes) -> bool:
     """Bytes no HTTP/1.1 field value may hold (RFC 9110 5.5: control characters but HTAB).
 
-    gunicorn answers such a request with its own plain ``400 Bad Request``
-    before any application code runs, as it does for a header field over 8190
-    bytes; the load balancer in front refuses them first in production."""
+    gunicorn refuses such a request itself, before any application code runs,
+    as it does a header field over 8190 bytes (the load balancer in front
+    refuses them first in production); ``regions.gunicorn_errors`` makes its
+    answer a ``400 malformed_request`` problem too."""
     return any((byte < 0x20 and byte != 0x09) or byte == 0x7F for byte in value)
 
 
@@ -128,9 +129,9 @@ def world(harness, transactional_db, region_web, rate_limits_reset):
     eu = harness.region("eu-west-1")
     for replica in eu.replicas:
         replica.wait_for_replay(eu.primary.current_lsn())
-    region_web("eu-west-1", DATA_UPLOAD_MAX_MEMORY_SIZE=str(1024 * 1024))
+    web = region_web("eu-west-1", DATA_UPLOAD_MAX_MEMORY_SIZE=str(1024 * 1024))
     auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-    return {"eu": eu, "org": org, "project": project, "auth": auth, "token": token}
+    return {"eu": eu, "org": org, "project": project, "auth": auth, "token": token, "web": web}
 
 
 @pytest.mark.slow
@@ -201,10 +202,10 @@ def test_header_injection_in_idempotency_key_and_request_id(world):
             assert "x-injected" not in headers
             continue
         assert status == 400, (key[:40], status, content[:200])
-        if not_http(key):
-            continue  # gunicorn refuses the request itself (see not_http); nothing reached the app
         assert headers["content-type"] == PROBLEM, key[:40]
-        assert json.loads(content)["code"] == "idempotency_key_invalid"
+        # gunicorn refuses the request itself (see not_http): nothing reached the app.
+        expected = "malformed_request" if not_http(key) else "idempotency_key_invalid"
+        assert json.loads(content)["code"] == expected
         assert not any("injected" in value.lower() for value in headers.values())
     created = snapshot(eu)
     assert created == {
@@ -230,14 +231,44 @@ def test_header_injection_in_idempotency_key_and_request_id(world):
             + value
             + b"\r\n\r\n"
         )
-        status, headers, _ = raw_request(eu.base_url, head)
+        status, headers, content = raw_request(eu.base_url, head)
         if not_http(value):
-            assert status == 400
+            problem((status, headers, content), 400, "malformed_request")
             continue
         assert status == 200
         assert headers["x-request-id"].encode() != value and len(headers["x-request-id"]) <= 128
         assert "set-cookie" not in headers or "a=b" not in headers["set-cookie"]
     assert snapshot(eu) == created
+
+
+@pytest.mark.slow
+def test_requests_gunicorn_refuses_get_problems_and_leave_no_client_ip_in_the_log(world):
+    """Not HTTP/1.1 at all: gunicorn answers before Django, in problem+json (regions.gunicorn_errors)."""
+    eu = world["eu"]
+    host = urlsplit(eu.base_url).netloc
+    before = snapshot(eu)
+    cases = [
+        # A request line that is not one, a header name with a space, a control character.
+        (b"GET /api/v1/me HTTP/1.1 extra\r\nHost: " + host.encode() + b"\r\n\r\n", 400, "malformed_request"),
+        (b"GET /api/v1/me HTTP/1.1\r\nHost: " + host.encode() + b"\r\nBad Name: x\r\n\r\n", 400, None),
+        (b"GET /api/v1/me HTTP/1.1\r\nHost: " + host.encode() + b"\r\nX-A: a\x01b\r\n\r\n", 400, None),
+        # A header field over gunicorn's 8190 bytes, a request line over its 4094.
+        (
+            b"GET /api/v1/me HTTP/1.1\r\nHost: " + host.encode() + b"\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n",
+            431,
+            "request_header_fields_too_large",
+        ),
+        (b"GET /" + b"a" * 5000 + b" HTTP/1.1\r\nHost: " + host.encode() + b"\r\n\r\n", 414, "uri_too_long"),
+    ]
+    for head, status, code in cases:
+        body = problem(raw_request(eu.base_url, head), status, code)
+        assert body["type"].endswith(body["code"]) and "b" * 100 not in json.dumps(body)
+    assert snapshot(eu) == before
+    log = world["web"].log_path.read_text()
+    refused = [line for line in log.splitlines() if "Invalid request" in line]
+    assert len(refused) >= len(cases)  # gunicorn's warnings are still there, with their reason ...
+    assert all("Invalid request: " in line for line in refused)
+    assert not [line for line in refused if "ip=" in line or "127.0.0.1" in line]  # ... not the client's IP
 
 
 @pytest.mark.slow
