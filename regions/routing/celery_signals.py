@@ -24,7 +24,8 @@ from django.conf import settings
 from django.db import connections
 
 from regions.routing import tokens
-from regions.routing.decisions import PRIMARY, capture_commit_lsn, count_token
+from regions.routing.counters import count_token
+from regions.routing.decisions import PRIMARY, capture_commit_lsn
 from regions.routing.state import RoutingState, current_state, enter_unit, exit_unit
 
 _Tokens = tuple[contextvars.Token[RoutingState | None], contextvars.Token[int]]

@@ -1,4 +1,4 @@
-"""``saas_db_route_total``: read decisions counted per unit of work, added to Prometheus once at its end.
+"""The router's counters: ``saas_db_route_total`` (per unit of work) and the causal token outcomes.
 
 A read decision is on the path of every ORM query, and a Prometheus
 ``inc()`` (label lookup, lock) costs more than the decision itself. So the
@@ -7,6 +7,10 @@ diagnostics show too) and the tally is added to the counter when the unit
 ends (``unit_of_work``, ``exit_unit``): one ``inc()`` per distinct reason per
 request or task. Code outside any unit (the *ambient* state of a script) has
 no end, so its decisions are counted at once.
+
+Both counters keep their labelled children in one cache (a label lookup costs
+more than an ``inc()``), cleared when the region (a label of every series)
+changes.
 """
 
 from __future__ import annotations
@@ -16,18 +20,26 @@ from typing import Any
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 
-from regions.metrics import DB_ROUTE, labels
+from regions.metrics import CAUSAL_TOKEN, DB_ROUTE, labels
 
-_counters: dict[str, Any] = {}
-"""The labelled counter child by ``"<target>:<reason>"`` key (the region label is in it)."""
+_counters: dict[tuple[str, str], Any] = {}
+"""Labelled counter children by ``("route", "<target>:<reason>")`` or ``("token", outcome)``."""
 
 
 def count_route(key: str, amount: int = 1) -> None:
-    counter = _counters.get(key)
+    counter = _counters.get(("route", key))
     if counter is None:
         kind, _, reason = key.partition(":")
-        counter = _counters[key] = labels(DB_ROUTE, target=kind, reason=reason)
+        counter = _counters["route", key] = labels(DB_ROUTE, target=kind, reason=reason)
     counter.inc(amount)
+
+
+def count_token(outcome: str) -> None:
+    """``saas_causal_token_total{outcome}``: tokens issued, verified, ahead of the replicas, ..."""
+    counter = _counters.get(("token", outcome))
+    if counter is None:
+        counter = _counters["token", outcome] = labels(CAUSAL_TOKEN, outcome=outcome)
+    counter.inc()
 
 
 def count_routes(reasons: dict[str, int]) -> None:

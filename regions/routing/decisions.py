@@ -31,9 +31,9 @@ from django.core.signals import setting_changed
 from django.db import DatabaseError, connections
 from django.dispatch import receiver
 
-from regions.metrics import CAUSAL_TOKEN, DB_FALLBACK, labels
+from regions.metrics import DB_FALLBACK, labels
 from regions.routing import tokens
-from regions.routing.counters import count_route
+from regions.routing.counters import count_route, count_token
 from regions.routing.health import registry
 from regions.routing.limiter import admit_degraded
 from regions.routing.lsn import CURRENT_PRIMARY_LSN_SQL, LSN_MAX, REPLAY_LSN_SQL
@@ -51,7 +51,6 @@ class _Config:
     def __init__(self, generation: int) -> None:
         self.generation = generation
         self.replicas: tuple[str, ...] = tuple(settings.DATABASE_REPLICAS)
-        self.token_counters: dict[str, Any] = {}
 
 
 _generation = 0
@@ -72,14 +71,6 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in {"REGION", "DATABASES", "DATABASE_REPLICAS"}:
         _generation += 1  # also invalidates units' cached primary connection
         _config = None
-
-
-def count_token(outcome: str) -> None:
-    counters = _conf().token_counters
-    counter = counters.get(outcome)
-    if counter is None:
-        counter = counters[outcome] = labels(CAUSAL_TOKEN, outcome=outcome)
-    counter.inc()
 
 
 class _ThreadConnection(threading.local):

@@ -28,7 +28,8 @@ from django.utils.functional import SimpleLazyObject, empty
 from regions.errors import ReadCapacityExhausted
 from regions.problems import app_error_response
 from regions.routing import tokens
-from regions.routing.decisions import capture_commit_lsn, count_token, inherit_causal_floor
+from regions.routing.counters import count_token
+from regions.routing.decisions import capture_commit_lsn, inherit_causal_floor
 from regions.routing.limiter import release
 from regions.routing.lsn import LSN_MAX
 from regions.routing.state import RoutingState, outer_state, unit_of_work
