@@ -528,41 +528,21 @@ def test_email_name_ip_address_and_extra_field_in_outbox_payloads_are_found(db):
         "version": 1,
         "origin_region": "eu-west-1",
     }
-    clean = OutboxEvent.objects.create(
-        event_type="directory.entry",
-        shard_key="org:acme",
-        object_key="org:acme",
-        target_region="us-east-1",
-        payload=payload,
-    )
-    with_email = OutboxEvent.objects.create(
-        event_type="directory.entry",
-        shard_key="org:x",
-        object_key="org:x",
-        target_region="us-east-1",
-        payload={**payload, "key": "erin@eu.example"},
-    )
-    with_name = OutboxEvent.objects.create(
-        event_type="directory.entry",
-        shard_key="org:y",
-        object_key="org:y",
-        target_region="us-east-1",
-        payload={**payload, "key": "Erin Example"},
-    )
-    with_ip = OutboxEvent.objects.create(
-        event_type="directory.entry",
-        shard_key="org:w",
-        object_key="org:w",
-        target_region="us-east-1",
-        payload={**payload, "origin_region": "203.0.113.42"},
-    )
-    with_field = OutboxEvent.objects.create(
-        event_type="directory.entry",
-        shard_key="org:z",
-        object_key="org:z",
-        target_region="us-east-1",
-        payload={**payload, "note": "vip"},
-    )
+
+    def planted(shard: str, **changes: str) -> OutboxEvent:
+        return OutboxEvent.objects.create(
+            event_type="directory.entry",
+            shard_key=f"org:{shard}",
+            object_key=f"org:{shard}",
+            target_region="us-east-1",
+            payload={**payload, **changes},
+        )
+
+    clean = planted("acme")
+    with_email = planted("x", key="erin@eu.example")
+    with_name = planted("y", key="Erin Example")
+    with_ip = planted("w", origin_region="203.0.113.42")
+    with_field = planted("z", note="vip")
     result = run("RES-03")["RES-03"]
     assert result["status"] == "fail"
     flagged = set(result["evidence"]["samples"]["regions.outboxevent"])
