@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-from http import HTTPStatus
 from typing import Any
 
 from gunicorn import util
@@ -48,33 +47,19 @@ _CLIENT_ADDRESS = re.compile(r"Invalid request from ip=\S*?: ")
 
 def problem_bytes(status: int, reason: str) -> bytes:
     """The whole HTTP/1.1 response: status line, headers and the problem body."""
+    from regions.problems import PROBLEM_CONTENT_TYPE, problem_body  # needs settings: the app is loaded
+
     code = CODES.get(status, "malformed_request" if 400 <= status < 500 else "internal_error")
-    body: dict[str, Any] = {
-        "type": f"{_problem_base()}{code}",
-        "title": reason or HTTPStatus(status).phrase,
-        "status": status,
-        "code": code,
-    }
-    if status in DETAILS:
-        body["detail"] = DETAILS[status]
+    body = problem_body(status=status, code=code, title=reason or None, detail=DETAILS.get(status))
     payload = json.dumps(body).encode()
     head = (
         f"HTTP/1.1 {status} {reason}\r\n"
         "Connection: close\r\n"
-        "Content-Type: application/problem+json\r\n"
+        f"Content-Type: {PROBLEM_CONTENT_TYPE}\r\n"
         f"Content-Length: {len(payload)}\r\n"
         "\r\n"
     )
     return head.encode("latin-1") + payload
-
-
-def _problem_base() -> str:
-    try:
-        from regions.problems import problem_type
-
-        return problem_type("")
-    except Exception:  # settings not configured (the app failed to load): the default base
-        return "https://saas.example.com/problems/"
 
 
 def write_problem(sock: Any, status_int: int, reason: str, mesg: str) -> None:

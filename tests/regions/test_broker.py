@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from kombu import Connection, Exchange, Queue
+from kombu.transport import redis as kombu_redis
 
 from regions import broker
 
@@ -49,7 +50,9 @@ def test_closing_a_channel_whose_transport_lost_its_connection_keeps_the_worker_
 def test_install_is_idempotent_and_other_restores_run_unchanged(channel_with_an_unacked_message):
     connection, channel, client = channel_with_an_unacked_message
     broker.install()
+    guarded = kombu_redis.QoS.restore_unacked
     broker.install()
+    assert kombu_redis.QoS.restore_unacked is guarded  # not wrapped twice
     channel.close()  # a normal close: the unacked message goes back on its queue
     assert client.hlen("unacked") == 0
     assert sum(client.llen(key) for key in client.scan_iter("test-broker-*")) == 1
