@@ -111,12 +111,13 @@ def _database(url: str, *, region: str, env: Env, replica: bool) -> dict[str, An
             config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", 60)
             config["CONN_HEALTH_CHECKS"] = True
     config["OPTIONS"] = options
+    if engine == "django.db.backends.postgresql":
+        # PostgreSQL plus, on replicas, read failover, and on the primary, atomic blocks
+        # reported to the router's decision cache (regions/routing/backend).
+        config["ENGINE"] = "regions.routing.backend"
     if replica:
         # Replicas are never flushed or created by the test runner.
         config["TEST"] = {"MIRROR": "default"}
-        if engine == "django.db.backends.postgresql":
-            # PostgreSQL plus read failover (regions/routing/backend).
-            config["ENGINE"] = "regions.routing.backend"
     return config
 
 

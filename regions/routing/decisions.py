@@ -1,7 +1,9 @@
 """How the router decides where a read goes (the README's "How it decides" in code).
 
-``route_read`` runs for every read the ORM makes, so the common paths cost a
-few attribute lookups and no I/O:
+``route_read`` runs for every read the ORM makes. It reuses the unit's last
+decision while nothing that decision depends on changed (the decision epoch
+and the unit's fields, see ``RoutingState`` and ``DecisionEpoch``); otherwise
+``_decide`` runs, whose common paths cost a few attribute lookups and no I/O:
 
 1. no replicas configured (the embedded SQLite mode) -> ``default``;
 2. ``primary()`` pin, the unit already wrote, a model that reads from the
@@ -27,6 +29,7 @@ import time
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.core.signals import setting_changed
 from django.db import DatabaseError, connections
 from django.dispatch import receiver
@@ -38,7 +41,7 @@ from regions.routing.health import registry
 from regions.routing.limiter import admit_degraded
 from regions.routing.lsn import CURRENT_PRIMARY_LSN_SQL, LSN_MAX, REPLAY_LSN_SQL
 from regions.routing.probe import ensure_probing
-from regions.routing.state import RoutingState, _pinned, _state, current_state, pinned_depth
+from regions.routing.state import RoutingState, _pinned, _state, current_state, epoch, pinned_depth
 
 logger = logging.getLogger(__name__)
 
@@ -71,33 +74,46 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
     if setting in {"REGION", "DATABASES", "DATABASE_REPLICAS"}:
         _generation += 1  # also invalidates units' cached primary connection
         _config = None
+        epoch.bump()
+
+
+@receiver(user_logged_in)
+@receiver(user_logged_out)
+def _user_changed(**kwargs: Any) -> None:
+    # The unit's user changed: the next read merges the new user's per-user token.
+    state = _state.get()
+    if state is not None:
+        state.forget_decision()
 
 
 class _ThreadConnection(threading.local):
     generation = -1
     conn: Any = None
+    tracks_atomic = False
+    """The connection reports its atomic blocks to the decision epoch (``regions.routing.backend``)."""
 
 
 _thread_primary = _ThreadConnection()
 
 
-def _primary_in_atomic_block() -> bool:
-    """``connections["default"].in_atomic_block``, with the wrapper lookup cached per thread.
+def _refresh_thread_primary() -> None:
+    """Cache this thread's primary connection wrapper (``connections["default"]``).
 
     The lookup (asgiref's ``Local``) costs more than the rest of a decision.
     The ORM runs in sync threads, where Django's connections are plain
     thread-locals, so a thread-local cache finds the same wrapper; it is
     dropped when the database settings change.
     """
+    from regions.routing.backend.base import DatabaseWrapper
+
     cached = _thread_primary
-    if cached.generation != _generation:
-        cached.conn = connections[PRIMARY]
-        cached.generation = _generation
-    return bool(cached.conn.in_atomic_block)
+    cached.conn = connections[PRIMARY]
+    cached.tracks_atomic = isinstance(cached.conn, DatabaseWrapper)
+    cached.generation = _generation
 
 
-_primary_only: dict[type[Any], bool] = {}
-"""Whether a model class declares ``routing_primary_only`` (read from the primary only)."""
+_replica_models: set[type[Any]] = set()
+"""Model classes that may be read from a replica (no ``routing_primary_only`` declaration)."""
 
 
 def _record(state: RoutingState, alias: str, key: str) -> str:
@@ -110,6 +126,30 @@ def _record(state: RoutingState, alias: str, key: str) -> str:
     return alias
 
 
+def _remember(state: RoutingState, alias: str, key: str, seen: int, *, replica: bool) -> str:
+    """``_record`` the decision, and cache it for the unit's next reads when that is safe.
+
+    ``seen`` is the decision epoch read before the decision was made: a change
+    meanwhile leaves a cache that is already stale. Not cached: the ambient
+    state (its decisions are counted one by one), a state with a ``primary()``
+    pin open in any context (the pin decides per context), a request whose user is not
+    known yet (the first read after authentication merges the user's token),
+    and any decision when this thread's primary connection does not report
+    its atomic blocks; replica decisions also not while any primary connection
+    is inside an atomic block (see ``DecisionEpoch``).
+    """
+    _record(state, alias, key)
+    if (
+        state.kind != "ambient"
+        and not state.pins
+        and (state.user_id is None or state.user_checked is not None)
+        and _thread_primary.tracks_atomic
+        and not (replica and epoch.atomic)
+    ):
+        state.remember(alias, key, seen)
+    return alias
+
+
 def _primary(state: RoutingState, reason: str, *, degraded: str | None = None) -> str:
     if degraded is not None:
         admit_degraded(state, alias=degraded)
@@ -119,29 +159,40 @@ def _primary(state: RoutingState, reason: str, *, degraded: str | None = None) -
 def route_read(model: type[Any] | None, **hints: Any) -> str:
     """The alias for a read of ``model`` by the current unit of work.
 
-    Called for every ORM read: the common paths are attribute and contextvar
-    lookups, in the order of the module docstring, with no I/O.
+    Called for every ORM read. The unit's cached decision answers when nothing
+    it depends on changed (the decision epoch, the unit's fields; opening a
+    ``primary()`` pin drops it) and the model is one that may be read from a
+    replica; otherwise ``_decide`` decides, in the order of the module docstring.
     """
+    state = _state.get()
+    if state is not None and state.fast_epoch == epoch.value and model in _replica_models:
+        state.fast_hits += 1
+        return state.fast_alias
+    return _decide(state, model)
+
+
+def _decide(state: RoutingState | None, model: type[Any] | None) -> str:
     if not (_config or _conf()).replicas:
         return PRIMARY
-    state = _state.get() or current_state()
+    if state is None:
+        state = current_state()
+    seen = epoch.value
+    cached = _thread_primary
+    if cached.generation != _generation:
+        _refresh_thread_primary()
     if _pinned.get():
         return _record(state, PRIMARY, "primary:pinned")
+    primary_only = False
+    if model is not None and model not in _replica_models:
+        primary_only = bool(getattr(model, "routing_primary_only", False))  # a class-level declaration
+        if not primary_only:
+            _replica_models.add(model)
     if state.wrote:
-        return _record(state, PRIMARY, "primary:wrote")
-    if model is not None:
-        primary_only = _primary_only.get(model)
-        if primary_only is None:  # a class-level declaration: looked up once per model
-            primary_only = _primary_only[model] = bool(getattr(model, "routing_primary_only", False))
-        if primary_only:
-            return _record(state, PRIMARY, "primary:model")
-    cached = _thread_primary
-    if cached.generation == _generation:
-        in_atomic = cached.conn.in_atomic_block
-    else:
-        in_atomic = _primary_in_atomic_block()
-    if in_atomic:
-        return _record(state, PRIMARY, "primary:atomic")
+        return _remember(state, PRIMARY, "primary:wrote", seen, replica=False)
+    if primary_only:
+        return _record(state, PRIMARY, "primary:model")
+    if cached.conn.in_atomic_block:
+        return _remember(state, PRIMARY, "primary:atomic", seen, replica=False)
     if state.forced_reason is None and state.user_id is not None:
         _merge_user_floor(state)
     # The unit's replica, already checked against its floor and still usable: the common case.
@@ -149,14 +200,8 @@ def route_read(model: type[Any] | None, **hints: Any) -> str:
     if sticky is not None and state.forced_reason is None and sticky in registry.usable:
         floor = state.floor_lsn
         if state.replica_floor >= floor:
-            # _record, inline: this is the path of nearly every read.
             key = "replica:caught_up" if floor else "replica:healthy"
-            state.last_alias = sticky
-            reasons = state.reasons
-            reasons[key] = reasons.get(key, 0) + 1
-            if state.kind == "ambient":
-                count_route(key)
-            return sticky
+            return _remember(state, sticky, key, seen, replica=True)
     return _choose_replica(state)
 
 

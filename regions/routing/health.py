@@ -26,6 +26,7 @@ from django.dispatch import receiver
 
 from regions.metrics import REPLICA_LAG_BYTES, REPLICA_LAG_SECONDS, REPLICA_UP, labels
 from regions.routing.lsn import format_lsn
+from regions.routing.state import epoch
 
 PRIMARY_SAMPLES = 512
 """Primary LSN samples kept for the lag-in-seconds estimate (minutes of history)."""
@@ -130,6 +131,7 @@ class ReplicaRegistry:
         self.usable: tuple[str, ...] = ()
         self._usable_cycle: Iterator[str] = itertools.cycle(())
         self.unusable_reason = "replicas_unknown"
+        epoch.bump()  # cached read decisions named replicas of the old view
         self._down_at: dict[str, float] = {}
         self._lsn_checks: dict[str, float] = {}
         self.samples: deque[tuple[float, int]] = deque(maxlen=PRIMARY_SAMPLES)
@@ -266,8 +268,11 @@ class ReplicaRegistry:
 
     def _publish(self, statuses: dict[str, ReplicaStatus]) -> None:
         self._statuses = MappingProxyType(statuses)
-        self.usable = tuple(alias for alias, status in statuses.items() if status.usable)
-        self._usable_cycle = itertools.cycle(self.usable)
+        usable = tuple(alias for alias, status in statuses.items() if status.usable)
+        if usable != self.usable:
+            self.usable = usable
+            self._usable_cycle = itertools.cycle(usable)
+            epoch.bump()  # a cached read decision may name a replica no longer usable
         if self.usable:
             self.unusable_reason = ""
         elif any(status.up for status in statuses.values()):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
 import time
 import uuid
 from collections import Counter
@@ -203,3 +205,124 @@ def test_writes_and_migrations_go_to_the_primary_only():
     assert rw.allow_relation(a, b) is True
     b._state.db = "elsewhere"
     assert rw.allow_relation(a, b) is None
+
+
+# --- The unit's cached decision (regions.routing.decisions.route_read) ---------------------
+
+
+@ALL
+def test_cached_reads_are_tallied_and_every_field_the_decision_depends_on_drops_the_cache(routing):
+    with unit_of_work("request") as state:
+        replica = read_alias()
+        assert {read_alias() for _ in range(4)} == {replica}
+        assert state.fast_alias == replica and state.fast_hits == 3  # answered from the cache
+        assert state.reasons == {"replica:healthy": 5}  # cached reads count like decided ones
+
+        state.wrote = True  # set directly, as tests and scripts may: no call site to remember
+        assert read_alias() == "default"
+        assert read_alias() == "default"
+    with unit_of_work("request") as state:
+        read_alias()
+        state.forced_reason = "token_invalid"
+        assert read_alias() == "default"
+    with unit_of_work("request") as state:
+        read_alias()
+        state.raise_floor(1 << 60)  # a token far ahead of every replica
+        assert read_alias() == "default"
+        assert state.reasons["primary:token_ahead"] == 1
+
+
+@ALL
+def test_a_cached_replica_is_dropped_when_the_replica_stops_being_usable(routing):
+    with unit_of_work("request"):
+        replica = read_alias()
+        read_alias()  # cached now
+        registry.mark_down(replica, "test")
+        other = read_alias()
+        assert other != replica and other in REPLICAS
+
+
+@ALL
+def test_primary_pins_and_atomic_blocks_still_decide_after_a_replica_was_cached(routing):
+    with unit_of_work("request"):
+        replica = read_alias()
+        read_alias()
+        with primary():
+            assert read_alias() == "default"
+        assert read_alias() == replica
+        with transaction.atomic():
+            assert read_alias() == "default"
+            assert read_alias() == "default"
+        assert read_alias() == replica
+        assert current_state().reasons["primary:atomic"] == 2
+
+
+@ALL
+def test_a_state_shared_with_a_thread_inside_atomic_never_serves_that_thread_a_replica(routing):
+    """A unit's state shared by two threads (``sync_to_async(thread_sensitive=False)``):
+    the thread inside ``atomic()`` reads the primary even after the other one decided a replica."""
+    entered, decided, done = threading.Event(), threading.Event(), threading.Event()
+    seen: dict[str, str] = {}
+
+    def in_atomic(ctx: contextvars.Context) -> None:
+        def body() -> None:
+            with transaction.atomic():
+                seen["first"] = read_alias()
+                entered.set()
+                decided.wait(10)
+                seen["after_other_decided"] = read_alias()
+            done.set()
+
+        ctx.run(body)
+
+    with unit_of_work("request") as state:
+        read_alias()
+        read_alias()  # a replica cached
+        worker = threading.Thread(target=in_atomic, args=(contextvars.copy_context(),))
+        worker.start()
+        assert entered.wait(10)
+        # The worker's read cached "default" on the shared state: safe here, only less offload.
+        assert read_alias() == "default"
+        state.forget_decision()
+        outside = read_alias()  # decided in this thread, not in a transaction: a replica ...
+        assert outside in REPLICAS
+        assert state.fast_epoch == -1  # ... not cached while the other thread's transaction is open
+        decided.set()
+        assert done.wait(10)
+        worker.join(10)
+    assert seen == {"first": "default", "after_other_decided": "default"}
+
+
+@ALL
+def test_a_change_of_user_drops_the_cache_so_the_next_read_merges_that_users_token(routing, rf):
+    # Logging in also writes last_login (which drops the cache too); logging out writes nothing.
+    from django.contrib.auth.signals import user_logged_out
+
+    with unit_of_work("request") as state:
+        read_alias()
+        read_alias()
+        assert state.fast_epoch != -1
+        user_logged_out.send(sender=User, request=rf.get("/"), user=None)
+        assert state.fast_epoch == -1
+        assert not state.wrote
+
+
+@ALL
+def test_the_primary_reports_atomic_blocks_and_never_fails_over(routing):
+    from django.db import connections
+
+    from regions.routing.backend.base import DatabaseWrapper, _may_fail_over
+    from regions.routing.state import epoch
+
+    primary_db = connections["default"]
+    assert isinstance(primary_db, DatabaseWrapper)  # settings.env gives the primary the backend too
+    assert not primary_db.in_atomic_block
+    assert not _may_fail_over(primary_db)  # a broken primary connection is an error, not a retry
+    assert _may_fail_over(connections["replica_1"])
+    before = epoch.value
+    with transaction.atomic():
+        inside = epoch.value
+        assert inside > before and primary_db in epoch.atomic
+        with transaction.atomic():  # a savepoint: no change
+            assert epoch.value == inside
+    assert epoch.value > inside and primary_db not in epoch.atomic

@@ -1,8 +1,11 @@
-"""PostgreSQL backend for replica aliases: reads survive a replica that dies.
+"""PostgreSQL backend of a region's aliases: reads survive a replica that dies.
+
+``settings.env`` sets ``ENGINE = "regions.routing.backend"`` for the primary
+and the replicas. On replica aliases it adds read failover; on the primary it
+reports atomic blocks to the router's decision epoch.
 
 A Django router picks an alias before the query runs and never hears how it
-went, so the retry lives here, in the replica aliases' backend
-(``ENGINE = "regions.routing.backend"``, set by ``settings.env``):
+went, so the retry lives here:
 
 - opening a connection fails (refused, timed out), or
 - a statement fails because the connection broke (server killed, network cut),
@@ -13,11 +16,16 @@ that satisfies the unit's causal floor or, failing that, on the primary
 (admitted by the degraded-read limiter). The caller's cursor continues on the
 new connection, so the ORM never notices.
 
-Not retried: statements inside a transaction opened on the replica itself
-(``atomic(using="replica_1")``: its snapshot is gone), ``executemany``, errors
-that leave the connection healthy (syntax, statement timeout, recovery
-conflicts), and failures in the middle of streaming a server-side cursor
-(``.iterator()``) after rows were already returned.
+Not retried: anything on the primary, statements inside a transaction opened
+on the replica itself (``atomic(using="replica_1")``: its snapshot is gone),
+``executemany``, errors that leave the connection healthy (syntax, statement
+timeout, recovery conflicts), and failures in the middle of streaming a
+server-side cursor (``.iterator()``) after rows were already returned.
+
+The primary's ``in_atomic_block`` is a property: when it changes, the
+router's cached read decisions are dropped (``regions.routing.state.DecisionEpoch``),
+so a read inside ``transaction.atomic()`` goes to the primary without the
+router looking up the connection on every read.
 """
 
 from __future__ import annotations
@@ -31,6 +39,10 @@ from django.db import InterfaceError, OperationalError, connections
 from django.db.backends.postgresql import base as postgresql
 from django.db.backends.utils import CursorWrapper
 from django.utils.functional import cached_property
+
+from regions.routing.state import epoch
+
+PRIMARY_ALIAS = "default"
 
 _failover_off: contextvars.ContextVar[bool] = contextvars.ContextVar("routing_failover_off", default=False)
 
@@ -54,7 +66,12 @@ def connection_failed(db: Any, exc: BaseException) -> bool:
 
 
 def _may_fail_over(db: Any) -> bool:
-    return isinstance(db, DatabaseWrapper) and not _failover_off.get() and not db.in_atomic_block
+    return (
+        isinstance(db, DatabaseWrapper)
+        and db.alias != PRIMARY_ALIAS
+        and not _failover_off.get()
+        and not db.in_atomic_block
+    )
 
 
 def _close_quietly(db: Any) -> None:
@@ -117,6 +134,16 @@ class FailoverCursorDebugWrapper(_FailoverMixin, postgresql.CursorDebugWrapper):
 class DatabaseWrapper(postgresql.DatabaseWrapper):
     """``django.db.backends.postgresql`` with read failover for replica aliases."""
 
+    @property
+    def in_atomic_block(self) -> bool:
+        return self._in_atomic_block
+
+    @in_atomic_block.setter
+    def in_atomic_block(self, inside: bool) -> None:
+        if self.alias == PRIMARY_ALIAS and inside != self.__dict__.get("_in_atomic_block", False):
+            epoch.atomic_changed(self, inside=inside)
+        self._in_atomic_block = inside
+
     def _cursor(self, name: str | None = None) -> Any:
         try:
             return super()._cursor(name)  # type: ignore[misc]
@@ -138,5 +165,7 @@ class DatabaseWrapper(postgresql.DatabaseWrapper):
         try:
             return int(super().pg_version)
         except Exception:
-            primary: Any = connections["default"]
+            if self.alias == PRIMARY_ALIAS:
+                raise
+            primary: Any = connections[PRIMARY_ALIAS]
             return int(primary.pg_version)
