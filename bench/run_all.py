@@ -169,6 +169,7 @@ def summary_block(
     finished: datetime,
     env: dict[str, str],
     kept: dict[str, str] | None = None,
+    missing: Sequence[str] = (),
 ) -> str:
     passed = sum(row.passed is True for row in rows)
     failed = sum(row.passed is False for row in rows)
@@ -183,6 +184,15 @@ def summary_block(
         if kept
         else []
     )
+    if missing:
+        merged += [
+            "Not in this table: "
+            + ", ".join(missing)
+            + " (not re-run, and no saved results in bench/results to keep; `make bench ONLY="
+            + ",".join(missing)
+            + "` adds them).",
+            "",
+        ]
     parts = [
         START,
         "## Summary",
@@ -265,13 +275,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     env["load average after"] = load_average()
     rows: list[Row] = []
     kept: dict[str, str] = {}
+    missing: list[str] = []
     for name in everything:
         if name in fresh:
             rows.extend(fresh[name])
         elif args.merge and (previous := previous_rows(name)) is not None:
             rows.extend(previous[0])
             kept[name] = previous[1]
-    block = summary_block(rows, command=command, started=started, finished=finished, env=env, kept=kept)
+        elif args.merge:
+            missing.append(name)
+    if missing:
+        print(f"no saved results to keep for: {', '.join(missing)}", file=sys.stderr)
+    block = summary_block(
+        rows, command=command, started=started, finished=finished, env=env, kept=kept, missing=missing
+    )
     print(block.split("\n", 1)[1].rsplit("\n", 1)[0])
     (RESULTS_DIR / "summary.md").write_text(block + "\n")
     if not args.no_doc:

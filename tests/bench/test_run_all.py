@@ -102,6 +102,10 @@ def test_a_quick_run_reaches_the_table_and_the_doc(tmp_path: Path) -> None:
     assert "kept from an earlier run" in summary
     assert "router_decision (finished 2026-01-02 03:04 UTC)" in summary
     assert "1.50x" in summary  # its ratio, from the kept row
+    # The benchmarks with no saved results are named, not silently left out.
+    others = [name for name in run_all.discover() if name not in {"request_context", "router_decision"}]
+    assert others and f"Not in this table: {', '.join(others)} (" in summary
+    assert "no saved results to keep for" in result.stderr
 
 
 def test_rewriting_replaces_only_what_is_between_the_markers(tmp_path: Path) -> None:
