@@ -156,6 +156,10 @@ def _primary(state: RoutingState, reason: str, *, degraded: str | None = None) -
     return _record(state, PRIMARY, f"primary:{reason}")
 
 
+_current = _state.get
+"""``_state.get`` bound once: ``route_read`` runs for every ORM read."""
+
+
 def route_read(model: type[Any] | None, **hints: Any) -> str:
     """The alias for a read of ``model`` by the current unit of work.
 
@@ -164,7 +168,7 @@ def route_read(model: type[Any] | None, **hints: Any) -> str:
     ``primary()`` pin drops it) and the model is one that may be read from a
     replica; otherwise ``_decide`` decides, in the order of the module docstring.
     """
-    state = _state.get()
+    state = _current()
     if state is not None and state.fast_epoch == epoch.value and model in _replica_models:
         state.fast_hits += 1
         return state.fast_alias
