@@ -20,6 +20,11 @@ read at a fixed load (4 connections, each pausing 40 ms between requests) for
 the latency a client sees below saturation (p99), and one client at a time.
 Targets: read ratio >= 0.90, create ratio >= 0.75 (full / bare throughput).
 
+Where the difference goes: during every saturated run the CPU time (utime +
+stime from ``/proc``) of the server's gunicorn processes, of every ``postgres``
+process and of every ``redis-server`` process is divided by the requests
+served, and reported per request (informational rows).
+
     .venv/bin/python -m bench.api_throughput            # 9 paired rounds of 4 s (about 6 min)
     .venv/bin/python -m bench.api_throughput --quick    # 3 paired rounds of 3 s (about 2 min)
 
@@ -40,7 +45,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.common import Row, cli, ensure_wrk
@@ -100,6 +105,58 @@ class Sample:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU milliseconds per request by process group (``CPU_GROUPS``), when measured."""
+
+
+CPU_GROUPS = ("gunicorn", "postgres", "redis")
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def _processes() -> dict[int, tuple[int, str, int]]:
+    """Every process: pid -> (parent pid, command name, utime + stime in clock ticks)."""
+    table = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:  # gone meanwhile
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        rest = stat[stat.rindex(")") + 2 :].split()
+        table[int(entry)] = (int(rest[1]), name, int(rest[11]) + int(rest[12]))
+    return table
+
+
+def _cpu_by_group(table: dict[int, tuple[int, str, int]], server_pid: int) -> dict[str, int]:
+    ticks = dict.fromkeys(CPU_GROUPS, 0)
+    for pid, (parent, name, used) in table.items():
+        if pid == server_pid or parent == server_pid:
+            ticks["gunicorn"] += used
+        elif name == "postgres":
+            ticks["postgres"] += used
+        elif name.startswith("redis-server"):
+            ticks["redis"] += used
+    return ticks
+
+
+def cpu_per_request(
+    before: dict[int, tuple[int, str, int]],
+    after: dict[int, tuple[int, str, int]],
+    *,
+    server_pid: int,
+    requests: int,
+) -> dict[str, float]:
+    """CPU milliseconds per request by group between two ``_processes()`` snapshots.
+
+    A process present in both counts its difference; one started in between counts
+    whole; one that ended in between is lost (gunicorn's sync workers and the
+    persistent database connections live through a run).
+    """
+    kept = {pid: row for pid, row in before.items() if pid in after and after[pid][1] == row[1]}
+    start, end = _cpu_by_group(kept, server_pid), _cpu_by_group(after, server_pid)
+    return {group: (end[group] - start[group]) * 1000 / _TICK / max(requests, 1) for group in CPU_GROUPS}
 
 
 def seed() -> dict[str, str]:
@@ -204,8 +261,10 @@ def wrk_run(
     root: Path,
     connections: int = CONNECTIONS,
     delay_ms: int = 0,
+    server_pid: int | None = None,
 ) -> Sample:
-    """One wrk run. ``delay_ms``: each connection pauses that long between requests (a fixed load)."""
+    """One wrk run. ``delay_ms``: each connection pauses that long between requests (a fixed load);
+    ``server_pid``: the gunicorn master whose CPU per request is measured (``Sample.cpu_ms``)."""
     script = root / f"wrk-{uuid.uuid4().hex[:8]}.lua"
     pacing = f"function delay()\n  return {delay_ms}\nend" if delay_ms else ""
     script.write_text(
@@ -219,6 +278,7 @@ def wrk_run(
             "pacing": pacing,
         }
     )
+    before = _processes() if server_pid is not None else {}
     result = subprocess.run(
         [
             wrk,
@@ -235,13 +295,21 @@ def wrk_run(
         timeout=seconds + 60,
         check=True,
     )
-    line = next(x for x in result.stdout.splitlines() if x.startswith("RESULT "))
+    line = next((x for x in result.stdout.splitlines() if x.startswith("RESULT ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk gave no result line:\n{result.stdout}\n{result.stderr}")
     data = json.loads(line.removeprefix("RESULT "))
+    cpu = (
+        cpu_per_request(before, _processes(), server_pid=server_pid, requests=data["requests"])
+        if server_pid is not None
+        else {}
+    )
     return Sample(
         rps=data["requests"] / data["seconds"],
         p50_ms=data["p50_ms"],
         p99_ms=data["p99_ms"],
         errors=data["errors"],
+        cpu_ms=cpu,
     )
 
 
@@ -287,7 +355,11 @@ def run(quick: bool) -> list[Row]:
                 assert check(port, "GET", read_path, seeded["token"], None) == 200, stack_name
                 assert check(port, "POST", create_path, seeded["token"], body) == 201, stack_name
 
-            def load(stack_name: str, scenario: str, seconds: int, **pacing: int) -> Sample:
+            pids = {name: server.pid for name, server in zip(ports, servers, strict=True)}
+
+            def load(
+                stack_name: str, scenario: str, seconds: int, *, measure: bool = False, **pacing: int
+            ) -> Sample:
                 method, path, payload = scenarios[scenario]
                 return wrk_run(
                     wrk,
@@ -298,13 +370,15 @@ def run(quick: bool) -> list[Row]:
                     body=payload,
                     seconds=seconds,
                     root=root,
+                    server_pid=pids[stack_name] if measure else None,
                     **pacing,
                 )
 
             def show(label: str, stack_name: str, sample: Sample) -> None:
                 print(
                     f"  {label} {stack_name}: {sample.rps:8.1f} req/s p50 {sample.p50_ms:.1f} ms "
-                    f"p99 {sample.p99_ms:.1f} ms errors {sample.errors}",
+                    f"p99 {sample.p99_ms:.1f} ms errors {sample.errors}"
+                    + "".join(f" {group} {ms:.2f} ms/req" for group, ms in sample.cpu_ms.items()),
                     file=sys.stderr,
                 )
 
@@ -319,7 +393,7 @@ def run(quick: bool) -> list[Row]:
                 order = ("full", "bare") if round_index % 2 == 0 else ("bare", "full")
                 for scenario in scenarios:
                     for stack_name in order:
-                        sample = load(stack_name, scenario, seconds)
+                        sample = load(stack_name, scenario, seconds, measure=True)
                         show(f"round {round_index + 1} {scenario:6}", stack_name, sample)
                         samples.setdefault((scenario, stack_name), []).append(sample)
             # A fixed load, well under both servers' capacity: the latency a client sees there.
@@ -432,6 +506,34 @@ def run(quick: bool) -> list[Row]:
                 target="informational (bare/full shown in notes)",
                 passed=None,
                 notes=f"bare/full = {bare_ms / full_ms:.2f}; median of {rounds} rounds x 60 one by one",
+            )
+        )
+    for scenario in scenarios:
+        cpu = {
+            (stack_name, group): float(
+                statistics.median(x.cpu_ms[group] for x in samples[(scenario, stack_name)])
+            )
+            for stack_name in ("full", "bare")
+            for group in CPU_GROUPS
+        }
+        rows.append(
+            Row(
+                benchmark=NAME,
+                figure=f"document {scenario}: CPU per request in the gunicorn workers, full stack",
+                value=cpu[("full", "gunicorn")],
+                unit="ms",
+                baseline=cpu[("bare", "gunicorn")],
+                baseline_label="bare DRF",
+                target="informational (where the ratio goes)",
+                passed=None,
+                notes=(
+                    f"CPU per request (utime+stime from /proc, median of {rounds} saturated runs): "
+                    + "; ".join(
+                        f"{group} full {cpu[('full', group)]:.2f} ms, bare {cpu[('bare', group)]:.2f} ms"
+                        for group in CPU_GROUPS
+                    )
+                    + " (postgres and redis: every such process on the machine)"
+                ),
             )
         )
     print(f"  documents {documents}, idempotency records {records}", file=sys.stderr)
