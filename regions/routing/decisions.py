@@ -45,6 +45,9 @@ from regions.routing.state import RoutingState, _pinned, _state, current_state, 
 
 logger = logging.getLogger(__name__)
 
+_current = _state.get
+"""The unit's state or ``None``: ``_state.get`` bound once (``route_read`` runs for every ORM read)."""
+
 PRIMARY = "default"
 
 
@@ -81,7 +84,7 @@ def _settings_changed(*, setting: str, **kwargs: Any) -> None:
 @receiver(user_logged_out)
 def _user_changed(**kwargs: Any) -> None:
     # The unit's user changed: the next read merges the new user's per-user token.
-    state = _state.get()
+    state = _current()
     if state is not None:
         state.forget_decision()
 
@@ -154,10 +157,6 @@ def _primary(state: RoutingState, reason: str, *, degraded: str | None = None) -
     if degraded is not None:
         admit_degraded(state, alias=degraded)
     return _record(state, PRIMARY, f"primary:{reason}")
-
-
-_current = _state.get
-"""``_state.get`` bound once: ``route_read`` runs for every ORM read."""
 
 
 def route_read(model: type[Any] | None, **hints: Any) -> str:
@@ -274,7 +273,7 @@ def user_floor_prefetched(user_id: str, raw: bytes | str | None) -> None:
     first read after authentication, which then finds the user checked and
     makes no round trip of its own. Outside a request unit it does nothing.
     """
-    state = _state.get()
+    state = _current()
     if state is None or state.kind != "request" or state.forced_reason is not None:
         return
     if state.user_checked == user_id or not (_config or _conf()).replicas:
